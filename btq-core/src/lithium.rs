@@ -1,0 +1,1 @@
+//! Lithium (ML-DSA-44) keys and signatures. Placeholder being replaced.
