@@ -48,6 +48,7 @@ pub mod policy;
 pub mod pow;
 pub mod script;
 pub mod sighash;
+pub mod signer;
 pub mod time;
 pub mod tx;
 

@@ -1,1 +1,64 @@
-fn main() {}
+//! `btqkit`: the btq-kit command line.
+//!
+//! Thin over the libraries: parsing arguments, reading input, printing JSON. Every error is one
+//! line on stderr and a non-zero exit.
+#![forbid(unsafe_code)]
+
+mod cmd_core;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// btq-kit: pool, indexer and transaction tools for the BTQ network.
+#[derive(Debug, Parser)]
+#[command(name = "btqkit", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Transaction tools.
+    #[command(subcommand)]
+    Tx(cmd_core::TxCommand),
+    /// Block tools.
+    #[command(subcommand)]
+    Block(cmd_core::BlockCommand),
+    /// Address tools.
+    #[command(subcommand)]
+    Address(cmd_core::AddressCommand),
+    /// Lithium (ML-DSA-44) key tools.
+    #[command(subcommand)]
+    Key(cmd_core::KeyCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Tx(c) => cmd_core::tx(c),
+        Command::Block(c) => cmd_core::block(c),
+        Command::Address(c) => cmd_core::address(c),
+        Command::Key(c) => cmd_core::key(c),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("error: {}", one_line(&e));
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn one_line(e: &anyhow::Error) -> String {
+    let mut s = e.to_string();
+    for cause in e.chain().skip(1) {
+        s.push_str(": ");
+        s.push_str(&cause.to_string());
+    }
+    s.replace('\n', " ")
+}
