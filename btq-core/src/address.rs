@@ -103,21 +103,33 @@ pub fn decode_any(s: &str) -> Result<DecodedAddress, AddressError> {
     if let Ok((hrp, version, program)) = bech32::segwit::decode(s) {
         let hrp_s = hrp.to_lowercase();
         let v = version.to_u8();
-        let chain: Vec<Network> = NETWORKS.into_iter().filter(|n| n.params().bech32_hrp == hrp_s).collect();
+        let chain: Vec<Network> = NETWORKS
+            .into_iter()
+            .filter(|n| n.params().bech32_hrp == hrp_s)
+            .collect();
         let (networks, form) = if chain.is_empty() {
-            let lithium: Vec<Network> =
-                NETWORKS.into_iter().filter(|n| n.params().lithium_bech32_hrp == hrp_s).collect();
+            let lithium: Vec<Network> = NETWORKS
+                .into_iter()
+                .filter(|n| n.params().lithium_bech32_hrp == hrp_s)
+                .collect();
             if lithium.is_empty() {
                 return Err(AddressError::UnknownHrp(hrp_s));
             }
             if v != 0 {
-                return Err(AddressError::LithiumHrpVersion { hrp: hrp_s, version: v });
+                return Err(AddressError::LithiumHrpVersion {
+                    hrp: hrp_s,
+                    version: v,
+                });
             }
             (lithium, AddressForm::LithiumSegwit)
         } else {
             (chain, AddressForm::Segwit)
         };
-        return Ok(DecodedAddress { script: ScriptBuf::new_witness_program(v, &program), networks, form });
+        return Ok(DecodedAddress {
+            script: ScriptBuf::new_witness_program(v, &program),
+            networks,
+            form,
+        });
     }
     let payload = bs58::decode(s)
         .with_check(None)
@@ -138,7 +150,10 @@ pub fn decode_any(s: &str) -> Result<DecodedAddress, AddressError> {
         let hit = if version == p.pubkey_address_prefix {
             Some((ScriptBuf::new_p2pkh(&hash), AddressForm::Base58Pubkey))
         } else if version == p.lithium_pubkey_address_prefix {
-            Some((ScriptBuf::new_p2pkh_lithium(&hash), AddressForm::Base58LithiumPubkey))
+            Some((
+                ScriptBuf::new_p2pkh_lithium(&hash),
+                AddressForm::Base58LithiumPubkey,
+            ))
         } else if version == p.script_address_prefix {
             Some((ScriptBuf::new_p2sh(&hash), AddressForm::Base58Script))
         } else if version == p.lithium_script_address_prefix {
@@ -152,7 +167,11 @@ pub fn decode_any(s: &str) -> Result<DecodedAddress, AddressError> {
         }
     }
     match found {
-        Some((script, form)) => Ok(DecodedAddress { script, networks, form }),
+        Some((script, form)) => Ok(DecodedAddress {
+            script,
+            networks,
+            form,
+        }),
         None => Err(AddressError::UnknownBase58Version(version)),
     }
 }
@@ -166,9 +185,16 @@ impl Address {
     pub fn parse(s: &str, network: Network) -> Result<Self, AddressError> {
         let d = decode_any(s)?;
         if !d.networks.contains(&network) {
-            return Err(AddressError::WrongNetwork { address: truncated(s), found: d.networks, expected: network });
+            return Err(AddressError::WrongNetwork {
+                address: truncated(s),
+                found: d.networks,
+                expected: network,
+            });
         }
-        Ok(Self { script: d.script, network })
+        Ok(Self {
+            script: d.script,
+            network,
+        })
     }
 
     /// Creates an address for a script that has an address form on `network`.
@@ -177,7 +203,10 @@ impl Address {
     /// [`AddressError::NoAddressForm`] for scripts the node renders without an address (P2PK,
     /// bare multisig, OP_RETURN, non-standard).
     pub fn from_script(script: &ScriptBuf, network: Network) -> Result<Self, AddressError> {
-        let a = Self { script: script.clone(), network };
+        let a = Self {
+            script: script.clone(),
+            network,
+        };
         a.render()?;
         Ok(a)
     }
@@ -223,12 +252,23 @@ impl Address {
         let bytes = self.script.as_bytes();
         let no_form = || AddressError::NoAddressForm(ty.rpc_name());
         match ty {
-            ScriptType::P2pkh => Ok(base58(p.pubkey_address_prefix, bytes.get(3..23).ok_or_else(no_form)?)),
-            ScriptType::P2pkhLithium => {
-                Ok(base58(p.lithium_pubkey_address_prefix, bytes.get(3..23).ok_or_else(no_form)?))
-            }
-            ScriptType::P2sh => Ok(base58(p.lithium_script_address_prefix, bytes.get(2..22).ok_or_else(no_form)?)),
-            ScriptType::P2wpkh | ScriptType::P2wsh | ScriptType::P2tr | ScriptType::P2mr | ScriptType::WitnessUnknown => {
+            ScriptType::P2pkh => Ok(base58(
+                p.pubkey_address_prefix,
+                bytes.get(3..23).ok_or_else(no_form)?,
+            )),
+            ScriptType::P2pkhLithium => Ok(base58(
+                p.lithium_pubkey_address_prefix,
+                bytes.get(3..23).ok_or_else(no_form)?,
+            )),
+            ScriptType::P2sh => Ok(base58(
+                p.lithium_script_address_prefix,
+                bytes.get(2..22).ok_or_else(no_form)?,
+            )),
+            ScriptType::P2wpkh
+            | ScriptType::P2wsh
+            | ScriptType::P2tr
+            | ScriptType::P2mr
+            | ScriptType::WitnessUnknown => {
                 let (v, prog) = self.script.witness_program().ok_or_else(no_form)?;
                 let hrp = Hrp::parse(p.bech32_hrp).map_err(|_| no_form())?;
                 let fe = Fe32::try_from(v).map_err(|_| no_form())?;

@@ -52,7 +52,11 @@ mod encapsulate {
         /// # Errors
         /// [`OutOfRangeError`] above `MAX_MONEY`.
         pub const fn from_sat(sat: u64) -> Result<Self, OutOfRangeError> {
-            if sat > MAX_MONEY { Err(OutOfRangeError { sat }) } else { Ok(Self(sat)) }
+            if sat > MAX_MONEY {
+                Err(OutOfRangeError { sat })
+            } else {
+                Ok(Self(sat))
+            }
         }
 
         /// Returns the amount in satoshis.
@@ -73,19 +77,25 @@ impl Amount {
     /// Returns `self + rhs`, or `None` above `MAX_MONEY`.
     #[must_use]
     pub fn checked_add(self, rhs: Self) -> Option<Self> {
-        self.to_sat().checked_add(rhs.to_sat()).and_then(|s| Self::from_sat(s).ok())
+        self.to_sat()
+            .checked_add(rhs.to_sat())
+            .and_then(|s| Self::from_sat(s).ok())
     }
 
     /// Returns `self - rhs`, or `None` below zero.
     #[must_use]
     pub fn checked_sub(self, rhs: Self) -> Option<Self> {
-        self.to_sat().checked_sub(rhs.to_sat()).and_then(|s| Self::from_sat(s).ok())
+        self.to_sat()
+            .checked_sub(rhs.to_sat())
+            .and_then(|s| Self::from_sat(s).ok())
     }
 
     /// Returns `self * k`, or `None` above `MAX_MONEY`.
     #[must_use]
     pub fn checked_mul(self, k: u64) -> Option<Self> {
-        self.to_sat().checked_mul(k).and_then(|s| Self::from_sat(s).ok())
+        self.to_sat()
+            .checked_mul(k)
+            .and_then(|s| Self::from_sat(s).ok())
     }
 
     /// Sums amounts, or `None` above `MAX_MONEY`.
@@ -119,9 +129,18 @@ impl Amount {
         if int_trim.len() > 10 {
             return Err(OutOfRangeError { sat: u64::MAX }.into());
         }
-        let whole: u64 = if int_trim.is_empty() { 0 } else { int_trim.parse().map_err(|_| invalid())? };
+        let whole: u64 = if int_trim.is_empty() {
+            0
+        } else {
+            int_trim.parse().map_err(|_| invalid())?
+        };
         let mut f: u64 = 0;
-        for (i, b) in frac_trim.bytes().chain(core::iter::repeat(b'0')).take(8).enumerate() {
+        for (i, b) in frac_trim
+            .bytes()
+            .chain(core::iter::repeat(b'0'))
+            .take(8)
+            .enumerate()
+        {
             let _ = i;
             f = f * 10 + u64::from(b - b'0');
         }
@@ -172,16 +191,28 @@ mod tests {
     fn parse_exact() {
         assert_eq!(Amount::from_btq_str("5").unwrap().to_sat(), 500_000_000);
         assert_eq!(Amount::from_btq_str("0.00012345").unwrap().to_sat(), 12_345);
-        assert_eq!(Amount::from_btq_str("4.99990000").unwrap().to_sat(), 499_990_000);
+        assert_eq!(
+            Amount::from_btq_str("4.99990000").unwrap().to_sat(),
+            499_990_000
+        );
         assert_eq!(Amount::from_btq_str(".5").unwrap().to_sat(), 50_000_000);
         assert_eq!(Amount::from_btq_str("0.1").unwrap().to_sat(), 10_000_000);
-        assert!(matches!(Amount::from_btq_str("0.000000001"), Err(ParseAmountError::TooPrecise(_))));
-        assert!(matches!(Amount::from_btq_str("21000000.00000001"), Err(ParseAmountError::OutOfRange(_))));
+        assert!(matches!(
+            Amount::from_btq_str("0.000000001"),
+            Err(ParseAmountError::TooPrecise(_))
+        ));
+        assert!(matches!(
+            Amount::from_btq_str("21000000.00000001"),
+            Err(ParseAmountError::OutOfRange(_))
+        ));
         assert!(Amount::from_btq_str("1e8").is_err());
         assert!(Amount::from_btq_str("-1").is_err());
         assert!(Amount::from_btq_str("").is_err());
         assert!(Amount::from_btq_str("99999999999999999999999").is_err());
-        assert_eq!(Amount::from_sat(12_345).unwrap().to_btq_string(), "0.00012345");
+        assert_eq!(
+            Amount::from_sat(12_345).unwrap().to_btq_string(),
+            "0.00012345"
+        );
     }
 
     #[test]

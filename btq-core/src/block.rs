@@ -1,6 +1,8 @@
 //! Block headers and blocks: merkle root, witness commitment, weight and size.
 
-use crate::encoding::{self, DecodeError, Decodable, Encodable, MAX_SIZE, Reader, write_compact_size};
+use crate::encoding::{
+    self, Decodable, DecodeError, Encodable, MAX_SIZE, Reader, write_compact_size,
+};
 use crate::hash::{self, BlockHash, TxMerkleNode, WitnessMerkleNode};
 use crate::pow::{CompactTarget, Target};
 use crate::tx::{Transaction, Weight};
@@ -132,7 +134,11 @@ impl Encodable for Block {
     }
     fn encoded_len(&self) -> usize {
         80 + encoding::compact_size_len(self.txdata.len() as u64)
-            + self.txdata.iter().map(Transaction::total_size).sum::<usize>()
+            + self
+                .txdata
+                .iter()
+                .map(Transaction::total_size)
+                .sum::<usize>()
     }
 }
 
@@ -163,7 +169,11 @@ impl Block {
     /// Returns true when the header's merkle root matches the transactions and the tree is not
     /// mutated (CVE-2012-2459: two identical adjacent hashes at any level).
     pub fn check_merkle_root(&self) -> bool {
-        let leaves: Vec<[u8; 32]> = self.txdata.iter().map(|t| t.txid().to_byte_array()).collect();
+        let leaves: Vec<[u8; 32]> = self
+            .txdata
+            .iter()
+            .map(|t| t.txid().to_byte_array())
+            .collect();
         if merkle_mutated(&leaves) {
             return false;
         }
@@ -173,7 +183,11 @@ impl Block {
     /// Computes the witness merkle root (the coinbase's wtxid counts as zero).
     pub fn compute_witness_root(&self) -> Option<WitnessMerkleNode> {
         hash::merkle_root(self.txdata.iter().enumerate().map(|(i, t)| {
-            if i == 0 { [0u8; 32] } else { t.wtxid().to_byte_array() }
+            if i == 0 {
+                [0u8; 32]
+            } else {
+                t.wtxid().to_byte_array()
+            }
         }))
         .map(WitnessMerkleNode::from_byte_array)
     }
@@ -192,15 +206,21 @@ impl Block {
     /// coinbase witness must be one 32-byte item and the commitment must equal
     /// sha256d(witness root ‖ that item); without one, no transaction may carry witness data.
     pub fn check_witness_commitment(&self) -> bool {
-        let Some(cb) = self.txdata.first() else { return false };
+        let Some(cb) = self.txdata.first() else {
+            return false;
+        };
         match self.witness_commitment_index() {
             Some(idx) => {
-                let Some(out) = cb.output.get(idx) else { return false };
+                let Some(out) = cb.output.get(idx) else {
+                    return false;
+                };
                 let reserved = match cb.input.first().map(|i| i.witness.items()) {
                     Some([item]) if item.len() == 32 => item.as_slice(),
                     _ => return false,
                 };
-                let Some(root) = self.compute_witness_root() else { return false };
+                let Some(root) = self.compute_witness_root() else {
+                    return false;
+                };
                 let mut buf = Vec::with_capacity(64);
                 buf.extend_from_slice(root.as_byte_array());
                 buf.extend_from_slice(reserved);
@@ -222,7 +242,11 @@ impl Block {
     /// Returns the serialised size without witness data.
     pub fn stripped_size(&self) -> usize {
         80 + encoding::compact_size_len(self.txdata.len() as u64)
-            + self.txdata.iter().map(Transaction::stripped_size).sum::<usize>()
+            + self
+                .txdata
+                .iter()
+                .map(Transaction::stripped_size)
+                .sum::<usize>()
     }
 
     /// Returns the full serialised size.
@@ -304,5 +328,7 @@ pub fn coinbase_merkle_branch(others: &[[u8; 32]]) -> Vec<[u8; 32]> {
 
 /// Folds a leaf up a merkle branch: `root = fold(sha256d(acc ‖ sibling))`.
 pub fn fold_merkle_branch(leaf: [u8; 32], branch: &[[u8; 32]]) -> [u8; 32] {
-    branch.iter().fold(leaf, |acc, s| hash::sha256d_pair(&acc, s))
+    branch
+        .iter()
+        .fold(leaf, |acc, s| hash::sha256d_pair(&acc, s))
 }

@@ -93,7 +93,10 @@ impl<'a> Reader<'a> {
         let (head, tail) = self
             .buf
             .split_at_checked(n)
-            .ok_or(DecodeError::UnexpectedEof { needed: n, remaining: self.buf.len() })?;
+            .ok_or(DecodeError::UnexpectedEof {
+                needed: n,
+                remaining: self.buf.len(),
+            })?;
         self.buf = tail;
         self.consumed = self.consumed.saturating_add(n);
         Ok(head)
@@ -166,7 +169,11 @@ impl<'a> Reader<'a> {
             return Err(DecodeError::NonMinimalCompactSize { value });
         }
         if value > MAX_SIZE {
-            return Err(DecodeError::ExceedsLimit { what: "compact size", limit: MAX_SIZE, got: value });
+            return Err(DecodeError::ExceedsLimit {
+                what: "compact size",
+                limit: MAX_SIZE,
+                got: value,
+            });
         }
         Ok(value)
     }
@@ -186,7 +193,11 @@ impl<'a> Reader<'a> {
     ) -> Result<usize, DecodeError> {
         let n = self.compact_size()?;
         if n > limit {
-            return Err(DecodeError::ExceedsLimit { what, limit, got: n });
+            return Err(DecodeError::ExceedsLimit {
+                what,
+                limit,
+                got: n,
+            });
         }
         let n = usize::try_from(n).map_err(|_| DecodeError::ExceedsLimit {
             what,
@@ -195,7 +206,10 @@ impl<'a> Reader<'a> {
         })?;
         let needed = n.saturating_mul(min_item_size.max(1));
         if min_item_size > 0 && needed > self.remaining() {
-            return Err(DecodeError::UnexpectedEof { needed, remaining: self.remaining() });
+            return Err(DecodeError::UnexpectedEof {
+                needed,
+                remaining: self.remaining(),
+            });
         }
         Ok(n)
     }
@@ -283,7 +297,9 @@ pub fn decode_from_slice<T: Decodable>(bytes: &[u8]) -> Result<T, DecodeError> {
     let mut r = Reader::new(bytes);
     let v = T::consensus_decode(&mut r)?;
     if r.remaining() != 0 {
-        return Err(DecodeError::TrailingBytes { count: r.remaining() });
+        return Err(DecodeError::TrailingBytes {
+            count: r.remaining(),
+        });
     }
     Ok(v)
 }
@@ -315,7 +331,14 @@ mod tests {
 
     #[test]
     fn compact_size_minimal() {
-        for (n, len) in [(0u64, 1), (0xfc, 1), (0xfd, 3), (0xffff, 3), (0x10000, 5), (MAX_SIZE, 5)] {
+        for (n, len) in [
+            (0u64, 1),
+            (0xfc, 1),
+            (0xfd, 3),
+            (0xffff, 3),
+            (0x10000, 5),
+            (MAX_SIZE, 5),
+        ] {
             let mut v = Vec::new();
             write_compact_size(&mut v, n);
             assert_eq!(v.len(), len);

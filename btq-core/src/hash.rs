@@ -194,11 +194,15 @@ mod tests {
 
     #[test]
     fn display_is_reversed() {
-        let h: BlockHash =
-            "0000ca45ea08433961609b50cd0c3f76d14589f8f61973ebbc344c3a160f7cdd".parse().unwrap();
+        let h: BlockHash = "0000ca45ea08433961609b50cd0c3f76d14589f8f61973ebbc344c3a160f7cdd"
+            .parse()
+            .unwrap();
         assert_eq!(h.as_byte_array()[31], 0x00);
         assert_eq!(h.as_byte_array()[0], 0xdd);
-        assert_eq!(h.to_string(), "0000ca45ea08433961609b50cd0c3f76d14589f8f61973ebbc344c3a160f7cdd");
+        assert_eq!(
+            h.to_string(),
+            "0000ca45ea08433961609b50cd0c3f76d14589f8f61973ebbc344c3a160f7cdd"
+        );
     }
 
     #[test]

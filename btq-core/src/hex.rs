@@ -72,11 +72,14 @@ fn bad_char(s: &str, pos: usize) -> HexError {
 /// Odd length, a non-hex character, or more than `limit` bytes.
 pub fn decode_bounded(s: &str, limit: usize) -> Result<Vec<u8>, HexError> {
     let len = s.len();
-    if len % 2 != 0 {
+    if !len.is_multiple_of(2) {
         return Err(HexError::OddLength { len });
     }
     if len / 2 > limit {
-        return Err(HexError::TooLong { limit, got: len / 2 });
+        return Err(HexError::TooLong {
+            limit,
+            got: len / 2,
+        });
     }
     let mut out = vec![0u8; len / 2];
     decode_into(s, &mut out)?;
@@ -89,11 +92,14 @@ pub fn decode_bounded(s: &str, limit: usize) -> Result<Vec<u8>, HexError> {
 /// Odd length, a non-hex character, or a length other than `N` bytes.
 pub fn decode_array<const N: usize>(s: &str) -> Result<[u8; N], HexError> {
     let len = s.len();
-    if len % 2 != 0 {
+    if !len.is_multiple_of(2) {
         return Err(HexError::OddLength { len });
     }
     if len / 2 != N {
-        return Err(HexError::WrongLength { expected: N, got: len / 2 });
+        return Err(HexError::WrongLength {
+            expected: N,
+            got: len / 2,
+        });
     }
     let mut out = [0u8; N];
     decode_into(s, &mut out)?;
@@ -106,7 +112,9 @@ pub fn encode(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len().saturating_mul(2));
     for b in bytes {
         for n in [b >> 4, b & 0x0f] {
-            s.push(char::from(DIGITS.get(usize::from(n)).copied().unwrap_or(b'0')));
+            s.push(char::from(
+                DIGITS.get(usize::from(n)).copied().unwrap_or(b'0'),
+            ));
         }
     }
     s
@@ -120,15 +128,24 @@ mod tests {
     fn round_trip_and_errors() {
         assert_eq!(decode_bounded("00ffAb", 3).unwrap(), vec![0, 0xff, 0xab]);
         assert_eq!(encode(&[0, 0xff, 0xab]), "00ffab");
-        assert_eq!(decode_bounded("abc", 10), Err(HexError::OddLength { len: 3 }));
+        assert_eq!(
+            decode_bounded("abc", 10),
+            Err(HexError::OddLength { len: 3 })
+        );
         assert_eq!(
             decode_bounded("zz", 10),
             Err(HexError::InvalidChar { ch: 'z', pos: 0 })
         );
-        assert_eq!(decode_bounded("0011", 1), Err(HexError::TooLong { limit: 1, got: 2 }));
+        assert_eq!(
+            decode_bounded("0011", 1),
+            Err(HexError::TooLong { limit: 1, got: 2 })
+        );
         assert_eq!(
             decode_array::<2>("001122"),
-            Err(HexError::WrongLength { expected: 2, got: 3 })
+            Err(HexError::WrongLength {
+                expected: 2,
+                got: 3
+            })
         );
         assert!(decode_bounded("é0", 10).is_err());
     }

@@ -28,7 +28,12 @@ pub enum Network {
 }
 
 /// All networks.
-pub const NETWORKS: [Network; 4] = [Network::Bitcoin, Network::Testnet, Network::Signet, Network::Regtest];
+pub const NETWORKS: [Network; 4] = [
+    Network::Bitcoin,
+    Network::Testnet,
+    Network::Signet,
+    Network::Regtest,
+];
 
 /// An unknown network name.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -48,7 +53,12 @@ impl Network {
 
     /// Returns the parameters.
     pub fn params(self) -> &'static ChainParams {
-        static P: [OnceLock<ChainParams>; 4] = [OnceLock::new(), OnceLock::new(), OnceLock::new(), OnceLock::new()];
+        static P: [OnceLock<ChainParams>; 4] = [
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+            OnceLock::new(),
+        ];
         let idx = self as usize;
         match P.get(idx) {
             Some(cell) => cell.get_or_init(|| ChainParams::build(self)),
@@ -137,11 +147,22 @@ fn genesis_block(time: u32, nonce: u32, bits: u32) -> Block {
         .push_slice(&[4])
         .push_slice(GENESIS_MESSAGE.as_bytes())
         .into_script();
-    let script_pubkey = Builder::new().push_slice(&GENESIS_PUBKEY).push_opcode(opcodes::OP_CHECKSIG).into_script();
+    let script_pubkey = Builder::new()
+        .push_slice(&GENESIS_PUBKEY)
+        .push_opcode(opcodes::OP_CHECKSIG)
+        .into_script();
     let coinbase = Transaction {
         version: 1,
-        input: vec![TxIn { previous_output: OutPoint::NULL, script_sig, sequence: u32::MAX, witness: Witness::new() }],
-        output: vec![TxOut { value: 5 * COIN, script_pubkey }],
+        input: vec![TxIn {
+            previous_output: OutPoint::NULL,
+            script_sig,
+            sequence: u32::MAX,
+            witness: Witness::new(),
+        }],
+        output: vec![TxOut {
+            value: 5 * COIN,
+            script_pubkey,
+        }],
         lock_time: 0,
     };
     let merkle_root = TxMerkleNode::from_byte_array(coinbase.txid().to_byte_array());
@@ -161,10 +182,38 @@ fn genesis_block(time: u32, nonce: u32, bits: u32) -> Block {
 impl ChainParams {
     fn build(network: Network) -> Self {
         let (magic, p2p_port, rpc_port, genesis, hrp, lhrp) = match network {
-            Network::Bitcoin => ([0xf1, 0xb2, 0xa3, 0xd4], 9333, 8332, genesis_block(1_771_804_800, 184_980, 0x1f00_ffff), "qbtc", "dbtc"),
-            Network::Testnet => ([0x0c, 0x12, 0x0a, 0x08], 19333, 18332, genesis_block(1_771_804_800, 3, 0x207f_ffff), "tbtq", "tdbt"),
-            Network::Signet => ([0x14, 0x06, 0xe0, 0x58], 38333, 38332, genesis_block(1_771_804_800, 2_666_531, 0x1e03_77ae), "qtb", "sdbt"),
-            Network::Regtest => ([0xfa, 0xbf, 0xb5, 0xda], 19444, 18443, genesis_block(1_771_804_800, 3, 0x207f_ffff), "qcrt", "rdbt"),
+            Network::Bitcoin => (
+                [0xf1, 0xb2, 0xa3, 0xd4],
+                9333,
+                8332,
+                genesis_block(1_771_804_800, 184_980, 0x1f00_ffff),
+                "qbtc",
+                "dbtc",
+            ),
+            Network::Testnet => (
+                [0x0c, 0x12, 0x0a, 0x08],
+                19333,
+                18332,
+                genesis_block(1_771_804_800, 3, 0x207f_ffff),
+                "tbtq",
+                "tdbt",
+            ),
+            Network::Signet => (
+                [0x14, 0x06, 0xe0, 0x58],
+                38333,
+                38332,
+                genesis_block(1_771_804_800, 2_666_531, 0x1e03_77ae),
+                "qtb",
+                "sdbt",
+            ),
+            Network::Regtest => (
+                [0xfa, 0xbf, 0xb5, 0xda],
+                19444,
+                18443,
+                genesis_block(1_771_804_800, 3, 0x207f_ffff),
+                "qcrt",
+                "rdbt",
+            ),
         };
         let main = network == Network::Bitcoin;
         let genesis_hash = genesis.block_hash();
@@ -183,8 +232,16 @@ impl ChainParams {
             pow_limit: POW_LIMIT,
             allow_min_difficulty_blocks: matches!(network, Network::Testnet | Network::Regtest),
             no_retargeting: network == Network::Regtest,
-            subsidy_halving_interval: if network == Network::Regtest { 1500 } else { 2_100_000 },
-            default_block_version: if network == Network::Regtest { 0x3000_0000 } else { 0x2000_0000 },
+            subsidy_halving_interval: if network == Network::Regtest {
+                1500
+            } else {
+                2_100_000
+            },
+            default_block_version: if network == Network::Regtest {
+                0x3000_0000
+            } else {
+                0x2000_0000
+            },
             genesis,
             genesis_hash,
         }
@@ -213,5 +270,8 @@ impl ChainParams {
 
 /// The script of the genesis output (Satoshi's key, P2PK), for reference.
 pub fn genesis_output_script() -> ScriptBuf {
-    Builder::new().push_slice(&GENESIS_PUBKEY).push_opcode(opcodes::OP_CHECKSIG).into_script()
+    Builder::new()
+        .push_slice(&GENESIS_PUBKEY)
+        .push_opcode(opcodes::OP_CHECKSIG)
+        .into_script()
 }

@@ -42,11 +42,17 @@ pub const fn fee_for_vsize(sat_per_kvb: u64, nbytes: u64) -> u64 {
 /// Unspendable outputs (OP_RETURN) have no threshold (zero).
 pub fn dust_threshold(txout: &TxOut) -> Amount {
     let ty = txout.script_pubkey.script_type();
-    if ty == ScriptType::NullData || txout.script_pubkey.as_bytes().len() > crate::script::MAX_SCRIPT_SIZE {
+    if ty == ScriptType::NullData
+        || txout.script_pubkey.as_bytes().len() > crate::script::MAX_SCRIPT_SIZE
+    {
         return Amount::ZERO;
     }
     let mut size = txout.serialized_len() as u64;
-    size += if txout.script_pubkey.witness_program().is_some() { 32 + 4 + 1 + 107 / 16 + 4 } else { 32 + 4 + 1 + 107 + 4 };
+    size += if txout.script_pubkey.witness_program().is_some() {
+        32 + 4 + 1 + 107 / 16 + 4
+    } else {
+        32 + 4 + 1 + 107 + 4
+    };
     Amount::from_sat(fee_for_vsize(DUST_RELAY_FEE_SAT_PER_KVB, size)).unwrap_or(Amount::MAX)
 }
 
@@ -115,7 +121,9 @@ pub fn check_standard(tx: &Transaction) -> Result<(), NonStandardError> {
     let mut op_returns = 0;
     for o in &tx.output {
         match o.script_pubkey.script_type() {
-            ScriptType::NonStandard | ScriptType::WitnessUnknown => return Err(NonStandardError::ScriptPubkey),
+            ScriptType::NonStandard | ScriptType::WitnessUnknown => {
+                return Err(NonStandardError::ScriptPubkey);
+            }
             ScriptType::NullData => {
                 if o.script_pubkey.len() > MAX_OP_RETURN_RELAY {
                     return Err(NonStandardError::ScriptPubkey);
@@ -134,7 +142,10 @@ pub fn check_standard(tx: &Transaction) -> Result<(), NonStandardError> {
 
 /// Returns true if `script` is a standard output type for a payout.
 pub fn is_standard_output(script: &ScriptBuf) -> bool {
-    !matches!(script.script_type(), ScriptType::NonStandard | ScriptType::WitnessUnknown)
+    !matches!(
+        script.script_type(),
+        ScriptType::NonStandard | ScriptType::WitnessUnknown
+    )
 }
 
 #[cfg(test)]
@@ -154,8 +165,16 @@ mod tests {
             (ScriptBuf::new_p2pk_lithium(&[3; 1312]), 4425),
         ];
         for (spk, dust) in cases {
-            let o = TxOut { value: 0, script_pubkey: spk };
-            assert_eq!(dust_threshold(&o).to_sat(), dust, "{:?}", o.script_pubkey.script_type());
+            let o = TxOut {
+                value: 0,
+                script_pubkey: spk,
+            };
+            assert_eq!(
+                dust_threshold(&o).to_sat(),
+                dust,
+                "{:?}",
+                o.script_pubkey.script_type()
+            );
         }
     }
 }

@@ -20,6 +20,11 @@ use crate::hash::BlockHash;
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub struct U256([u64; 4]); // little-endian limbs
 
+#[allow(
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    reason = "limb indices are in 0..4 by construction; truncating casts take the low limb on purpose"
+)]
 impl U256 {
     /// Zero.
     pub const ZERO: Self = Self([0; 4]);
@@ -94,14 +99,16 @@ impl U256 {
 
     /// Shifts left, discarding bits shifted out.
     #[must_use]
-    pub fn shl(self, n: u32) -> Self {
+    pub fn shl_bits(self, n: u32) -> Self {
         if n >= 256 {
             return Self::ZERO;
         }
         let (words, bits) = ((n / 64) as usize, n % 64);
         let mut out = [0u64; 4];
         for i in (0..4usize).rev() {
-            let Some(src) = i.checked_sub(words) else { continue };
+            let Some(src) = i.checked_sub(words) else {
+                continue;
+            };
             let mut v = self.0[src] << bits;
             if bits > 0 && src > 0 {
                 v |= self.0[src - 1] >> (64 - bits);
@@ -113,7 +120,7 @@ impl U256 {
 
     /// Shifts right.
     #[must_use]
-    pub fn shr(self, n: u32) -> Self {
+    pub fn shr_bits(self, n: u32) -> Self {
         if n >= 256 {
             return Self::ZERO;
         }
@@ -209,7 +216,7 @@ impl U256 {
         let mut q = Self::ZERO;
         let mut r = Self::ZERO;
         for i in (0..self.bits()).rev() {
-            r = r.shl(1);
+            r = r.shl_bits(1);
             if self.bit(i) {
                 r.0[0] |= 1;
             }
@@ -228,7 +235,7 @@ impl U256 {
             return self.0[0] as f64;
         }
         let shift = bits - 64;
-        let top = self.shr(shift).0[0];
+        let top = self.shr_bits(shift).0[0];
         top as f64 * 2f64.powi(shift as i32)
     }
 }
@@ -316,11 +323,11 @@ impl CompactTarget {
             word >>= 8 * (3 - size);
             U256::from_u64(u64::from(word))
         } else {
-            U256::from_u64(u64::from(word)).shl(8 * (size - 3))
+            U256::from_u64(u64::from(word)).shl_bits(8 * (size - 3))
         };
         let negative = word != 0 && (bits & 0x0080_0000) != 0;
-        let overflow = word != 0
-            && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
+        let overflow =
+            word != 0 && (size > 34 || (word > 0xff && size > 33) || (word > 0xffff && size > 32));
         if negative {
             return Err(CompactTargetError::Negative(bits));
         }
@@ -406,12 +413,16 @@ impl Target {
     }
 
     /// Compresses to compact form (`arith_uint256::GetCompact`), rounding down.
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "the mantissa is at most 24 bits by construction"
+    )]
     pub fn to_compact(self) -> CompactTarget {
         let mut size = self.0.bits().div_ceil(8);
         let mut compact = if size <= 3 {
             (self.0.low_u64() << (8 * (3 - size))) as u32
         } else {
-            self.0.shr(8 * (size - 3)).low_u64() as u32
+            self.0.shr_bits(8 * (size - 3)).low_u64() as u32
         };
         if compact & 0x0080_0000 != 0 {
             compact >>= 8;
@@ -518,7 +529,11 @@ impl ShareDifficulty {
     /// # Errors
     /// [`ShareDifficultyError`] unless finite and positive.
     pub fn new(d: f64) -> Result<Self, ShareDifficultyError> {
-        if d.is_finite() && d > 0.0 { Ok(Self(d)) } else { Err(ShareDifficultyError(d)) }
+        if d.is_finite() && d > 0.0 {
+            Ok(Self(d))
+        } else {
+            Err(ShareDifficultyError(d))
+        }
     }
 
     /// Returns the value.
@@ -541,7 +556,7 @@ impl ShareDifficulty {
             return Target::MAX;
         }
         // target = diff1 * 2^-e / m = ((diff1 << 32) / m) * 2^(-e - 32)
-        let num = DIFF1_TARGET.0.shl(32);
+        let num = DIFF1_TARGET.0.shl_bits(32);
         let q = num.div_rem(U256::from_u64(m)).map_or(U256::MAX, |(q, _)| q);
         let shift = -e - 32;
         if shift >= 0 {
@@ -549,16 +564,20 @@ impl ShareDifficulty {
             if q.bits() + s > 256 {
                 return Target::MAX;
             }
-            Target(q.shl(s))
+            Target(q.shl_bits(s))
         } else {
-            Target(q.shr(shift.unsigned_abs()))
+            Target(q.shr_bits(shift.unsigned_abs()))
         }
     }
 
     /// Returns the difficulty whose target is `target` (`diff1 / target`).
     pub fn from_target(target: Target) -> Self {
         let d = target.difficulty();
-        Self(if d.is_finite() && d > 0.0 { d } else { f64::MIN_POSITIVE })
+        Self(if d.is_finite() && d > 0.0 {
+            d
+        } else {
+            f64::MIN_POSITIVE
+        })
     }
 
     /// Returns the difficulty a hash achieves (`diff1 / hash`), the share's own difficulty.
@@ -590,7 +609,9 @@ pub fn retarget(old: CompactTarget, actual_timespan: i64, pow_limit: Target) -> 
     // SetCompact ignores the negative/overflow flags; mimic by expanding leniently.
     let old_target = expand_lenient(old);
     let scaled = old_target.wrapping_mul_u64(span.unsigned_abs());
-    let new = scaled.div_rem(U256::from_u64(t.unsigned_abs())).map_or(U256::ZERO, |(q, _)| q);
+    let new = scaled
+        .div_rem(U256::from_u64(t.unsigned_abs()))
+        .map_or(U256::ZERO, |(q, _)| q);
     let new = if new > pow_limit.0 { pow_limit.0 } else { new };
     Target(new).to_compact()
 }
@@ -601,7 +622,7 @@ fn expand_lenient(bits: CompactTarget) -> U256 {
     if size <= 3 {
         U256::from_u64(u64::from(word >> (8 * (3 - size))))
     } else {
-        U256::from_u64(u64::from(word)).shl(8 * (size - 3))
+        U256::from_u64(u64::from(word)).shl_bits(8 * (size - 3))
     }
 }
 
@@ -624,12 +645,15 @@ pub struct NextWorkInputs {
 }
 
 /// Applies the node's `GetNextWorkRequired` for `params`.
-pub fn next_work_required(params: &crate::params::ChainParams, i: &NextWorkInputs) -> CompactTarget {
+pub fn next_work_required(
+    params: &crate::params::ChainParams,
+    i: &NextWorkInputs,
+) -> CompactTarget {
     let limit_bits = params.pow_limit.to_compact();
     if params.no_retargeting {
         return i.prev_bits;
     }
-    if i.height % RETARGET_INTERVAL != 0 {
+    if !i.height.is_multiple_of(RETARGET_INTERVAL) {
         if params.allow_min_difficulty_blocks {
             if i64::from(i.new_time) > i64::from(i.prev_time) + 2 * i64::from(TARGET_SPACING_SECS) {
                 return limit_bits;
@@ -639,7 +663,11 @@ pub fn next_work_required(params: &crate::params::ChainParams, i: &NextWorkInput
         return i.prev_bits;
     }
     let first = i.window_first_time.unwrap_or(i.prev_time);
-    retarget(i.prev_bits, i64::from(i.prev_time) - i64::from(first), params.pow_limit)
+    retarget(
+        i.prev_bits,
+        i64::from(i.prev_time) - i64::from(first),
+        params.pow_limit,
+    )
 }
 
 #[cfg(test)]
@@ -648,10 +676,14 @@ mod tests {
 
     #[test]
     fn compact_round_trip_known() {
-        let t = CompactTarget::from_consensus(0x1d00ffff).to_target().unwrap();
+        let t = CompactTarget::from_consensus(0x1d00ffff)
+            .to_target()
+            .unwrap();
         assert_eq!(t, DIFF1_TARGET);
         assert_eq!(t.to_compact().to_consensus(), 0x1d00ffff);
-        let lim = CompactTarget::from_consensus(0x207fffff).to_target().unwrap();
+        let lim = CompactTarget::from_consensus(0x207fffff)
+            .to_target()
+            .unwrap();
         assert_eq!(lim.to_compact().to_consensus(), 0x207fffff);
         assert!(lim <= POW_LIMIT);
         assert_eq!(POW_LIMIT.to_compact().to_consensus(), 0x207fffff);
@@ -669,11 +701,19 @@ mod tests {
         ));
         // Bitcoin Core arith_uint256 tests.
         assert_eq!(
-            CompactTarget::from_consensus(0x05009234).to_target().unwrap().to_compact().to_consensus(),
+            CompactTarget::from_consensus(0x05009234)
+                .to_target()
+                .unwrap()
+                .to_compact()
+                .to_consensus(),
             0x05009234
         );
         assert_eq!(
-            CompactTarget::from_consensus(0x01123456).to_target().unwrap().to_compact().to_consensus(),
+            CompactTarget::from_consensus(0x01123456)
+                .to_target()
+                .unwrap()
+                .to_compact()
+                .to_consensus(),
             0x01120000
         );
     }
@@ -681,7 +721,10 @@ mod tests {
     #[test]
     fn node_difficulties() {
         assert_eq!(CompactTarget::from_consensus(0x1d00ffff).difficulty(), 1.0);
-        assert_eq!(CompactTarget::from_consensus(0x1f00ffff).difficulty(), 1.52587890625e-05);
+        assert_eq!(
+            CompactTarget::from_consensus(0x1f00ffff).difficulty(),
+            1.52587890625e-05
+        );
         let d = CompactTarget::from_consensus(0x207fffff).difficulty();
         assert!((d - 4.656542373906925e-10).abs() < 1e-20, "{d}");
     }
@@ -690,9 +733,9 @@ mod tests {
     fn share_difficulty_targets() {
         assert_eq!(ShareDifficulty::ONE.to_target(), DIFF1_TARGET);
         let two = ShareDifficulty::new(2.0).unwrap().to_target();
-        assert_eq!(two.to_u256(), DIFF1_TARGET.to_u256().shr(1));
+        assert_eq!(two.to_u256(), DIFF1_TARGET.to_u256().shr_bits(1));
         let half = ShareDifficulty::new(0.5).unwrap().to_target();
-        assert_eq!(half.to_u256(), DIFF1_TARGET.to_u256().shl(1));
+        assert_eq!(half.to_u256(), DIFF1_TARGET.to_u256().shl_bits(1));
         let tiny = ShareDifficulty::new(1e-300).unwrap().to_target();
         assert_eq!(tiny, Target::MAX);
         assert!(ShareDifficulty::new(0.0).is_err());
@@ -704,7 +747,10 @@ mod tests {
 
     #[test]
     fn work_of_targets() {
-        assert_eq!(DIFF1_TARGET.to_work().to_u256(), U256::from_u64(0x0001_0001_0001));
+        assert_eq!(
+            DIFF1_TARGET.to_work().to_u256(),
+            U256::from_u64(0x0001_0001_0001)
+        );
         assert_eq!(POW_LIMIT.to_work().to_u256(), U256::from_u64(2));
     }
 
@@ -715,9 +761,12 @@ mod tests {
         assert_eq!(retarget(bits, t, POW_LIMIT), bits);
         // Four times faster caps at a quarter.
         let faster = retarget(bits, 1, POW_LIMIT).to_target().unwrap();
-        assert_eq!(faster.to_u256(), DIFF1_TARGET.to_u256().shr(2));
+        assert_eq!(faster.to_u256(), DIFF1_TARGET.to_u256().shr_bits(2));
         let slower = retarget(bits, t * 100, POW_LIMIT).to_target().unwrap();
-        assert_eq!(slower.to_u256(), DIFF1_TARGET.to_u256().shl(2));
-        assert_eq!(retarget(CompactTarget::from_consensus(0x207fffff), t, POW_LIMIT).to_consensus(), 0x207fffff);
+        assert_eq!(slower.to_u256(), DIFF1_TARGET.to_u256().shl_bits(2));
+        assert_eq!(
+            retarget(CompactTarget::from_consensus(0x207fffff), t, POW_LIMIT).to_consensus(),
+            0x207fffff
+        );
     }
 }

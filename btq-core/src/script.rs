@@ -133,18 +133,28 @@ impl<'a> Iterator for Instructions<'a> {
             OP_PUSHDATA1 => (1, tail.first().map_or(usize::MAX, |b| usize::from(*b))),
             OP_PUSHDATA2 => (
                 2,
-                tail.get(..2).map_or(usize::MAX, |b| usize::from(u16::from_le_bytes([b[0], b[1]]))),
+                tail.get(..2)
+                    .and_then(|b| <[u8; 2]>::try_from(b).ok())
+                    .map_or(usize::MAX, |b| usize::from(u16::from_le_bytes(b))),
             ),
             OP_PUSHDATA4 => (
                 4,
-                tail.get(..4).map_or(usize::MAX, |b| {
-                    usize::try_from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .unwrap_or(usize::MAX)
-                }),
+                tail.get(..4)
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .map_or(usize::MAX, |b| {
+                        usize::try_from(u32::from_le_bytes(b)).unwrap_or(usize::MAX)
+                    }),
             ),
             _ => {
                 self.pos = start + 1;
-                return Some(Ok((start, if op == OP_0 { Instruction::Push(&[]) } else { Instruction::Op(op) })));
+                return Some(Ok((
+                    start,
+                    if op == OP_0 {
+                        Instruction::Push(&[])
+                    } else {
+                        Instruction::Op(op)
+                    },
+                )));
             }
         };
         let data = tail.get(len_bytes..).and_then(|t| t.get(..len));
@@ -163,7 +173,11 @@ impl<'a> Iterator for Instructions<'a> {
 
 /// Returns the instructions of `script` with their byte offsets.
 pub fn instructions(script: &[u8]) -> Instructions<'_> {
-    Instructions { script, pos: 0, done: false }
+    Instructions {
+        script,
+        pos: 0,
+        done: false,
+    }
 }
 
 /// Appends a minimal push of `data` (`CScript::operator<<(vector)`, MINIMALDATA-compliant for
@@ -196,7 +210,7 @@ pub fn push_int(out: &mut Vec<u8>, n: i64) {
     match n {
         0 => out.push(OP_0),
         -1 => out.push(OP_1NEGATE),
-        1..=16 => out.push(OP_1 - 1 + n as u8),
+        1..=16 => out.push(OP_1 - 1 + u8::try_from(n).unwrap_or(0)),
         _ => push_slice(out, &script_num(n)),
     }
 }
@@ -210,7 +224,7 @@ pub fn script_num(n: i64) -> Vec<u8> {
     let neg = n < 0;
     let mut abs = n.unsigned_abs();
     while abs > 0 {
-        out.push((abs & 0xff) as u8);
+        out.push(abs.to_le_bytes()[0]);
         abs >>= 8;
     }
     match out.last_mut() {
@@ -371,7 +385,10 @@ impl ScriptBuf {
 
     /// Builds `00 14 <hash160(pk)>`: P2WPKH, the recommended Lithium output (P2WPKH-Lithium).
     pub fn new_p2wpkh(pubkey_hash: &[u8; 20]) -> Self {
-        Builder::new().push_opcode(OP_0).push_slice(pubkey_hash).into_script()
+        Builder::new()
+            .push_opcode(OP_0)
+            .push_slice(pubkey_hash)
+            .into_script()
     }
 
     /// Builds `76 a9 14 <h160> 88 ac`: ECDSA P2PKH.
@@ -400,7 +417,10 @@ impl ScriptBuf {
     /// Builds `<pk> OP_CHECKSIGDILITHIUM`: bare P2PK-Lithium, also the usual P2MR leaf and P2WSH
     /// witness script.
     pub fn new_p2pk_lithium(pubkey: &[u8]) -> Self {
-        Builder::new().push_slice(pubkey).push_opcode(OP_CHECKSIGDILITHIUM).into_script()
+        Builder::new()
+            .push_slice(pubkey)
+            .push_opcode(OP_CHECKSIGDILITHIUM)
+            .into_script()
     }
 
     /// Builds `a9 14 <h160(redeem)> 87`: P2SH.
@@ -429,13 +449,23 @@ impl ScriptBuf {
 
     /// Builds a witness program `OP_v <program>`. `version` must be 0..=16.
     pub fn new_witness_program(version: u8, program: &[u8]) -> Self {
-        let op = if version == 0 { OP_0 } else { OP_1 - 1 + version.min(16) };
-        Builder::new().push_opcode(op).push_slice(program).into_script()
+        let op = if version == 0 {
+            OP_0
+        } else {
+            OP_1 - 1 + version.min(16)
+        };
+        Builder::new()
+            .push_opcode(op)
+            .push_slice(program)
+            .into_script()
     }
 
     /// Builds an `OP_RETURN <data>` output.
     pub fn new_op_return(data: &[u8]) -> Self {
-        Builder::new().push_opcode(OP_RETURN).push_slice(data).into_script()
+        Builder::new()
+            .push_opcode(OP_RETURN)
+            .push_slice(data)
+            .into_script()
     }
 
     /// Returns `(version, program)` if this is a witness program (`CScript::IsWitnessProgram`).
@@ -498,7 +528,11 @@ pub fn witness_program(s: &[u8]) -> Option<(u8, &[u8])> {
 
 fn classify(s: &[u8]) -> ScriptType {
     // P2SH (the node matches it before anything else and labels it dilithium_scripthash).
-    if s.len() == 23 && s.first() == Some(&OP_HASH160) && s.get(1) == Some(&0x14) && s.get(22) == Some(&OP_EQUAL) {
+    if s.len() == 23
+        && s.first() == Some(&OP_HASH160)
+        && s.get(1) == Some(&0x14)
+        && s.get(22) == Some(&OP_EQUAL)
+    {
         return ScriptType::P2sh;
     }
     if let Some((v, prog)) = witness_program(s) {
@@ -511,7 +545,9 @@ fn classify(s: &[u8]) -> ScriptType {
             _ => ScriptType::WitnessUnknown,
         };
     }
-    if s.first() == Some(&OP_RETURN) && ScriptBuf(s.get(1..).unwrap_or_default().to_vec()).is_push_only() {
+    if s.first() == Some(&OP_RETURN)
+        && ScriptBuf(s.get(1..).unwrap_or_default().to_vec()).is_push_only()
+    {
         return ScriptType::NullData;
     }
     if let [OP_DUP, OP_HASH160, 0x14, .., OP_EQUALVERIFY, last] = s {
@@ -528,13 +564,20 @@ fn classify(s: &[u8]) -> ScriptType {
         Err(_) => return ScriptType::NonStandard,
     };
     match ins.as_slice() {
-        [Instruction::Push(k), Instruction::Op(OP_CHECKSIG)] if is_ecdsa_pubkey(k) => ScriptType::P2pk,
-        [Instruction::Push(k), Instruction::Op(OP_CHECKSIGDILITHIUM)] if k.len() == LITHIUM_PUBKEY_LEN => {
+        [Instruction::Push(k), Instruction::Op(OP_CHECKSIG)] if is_ecdsa_pubkey(k) => {
+            ScriptType::P2pk
+        }
+        [Instruction::Push(k), Instruction::Op(OP_CHECKSIGDILITHIUM)]
+            if k.len() == LITHIUM_PUBKEY_LEN =>
+        {
             ScriptType::P2pkLithium
         }
-        [Instruction::Op(m), keys @ .., Instruction::Op(n), Instruction::Op(check)]
-            if *check == OP_CHECKMULTISIG || *check == OP_CHECKMULTISIGDILITHIUM =>
-        {
+        [
+            Instruction::Op(m),
+            keys @ ..,
+            Instruction::Op(n),
+            Instruction::Op(check),
+        ] if *check == OP_CHECKMULTISIG || *check == OP_CHECKMULTISIGDILITHIUM => {
             let lithium = *check == OP_CHECKMULTISIGDILITHIUM;
             let (Some(m), Some(n)) = (decode_small_int(*m), decode_small_int(*n)) else {
                 return ScriptType::NonStandard;
@@ -545,7 +588,11 @@ fn classify(s: &[u8]) -> ScriptType {
                 Instruction::Op(_) => false,
             });
             if ok_keys && m >= 1 && n >= m && usize::from(n) == keys.len() {
-                if lithium { ScriptType::MultisigLithium } else { ScriptType::Multisig }
+                if lithium {
+                    ScriptType::MultisigLithium
+                } else {
+                    ScriptType::Multisig
+                }
             } else {
                 ScriptType::NonStandard
             }
@@ -610,7 +657,12 @@ impl P2mrTree {
         if leaves.is_empty() {
             return Err(P2mrError::Empty);
         }
-        let mut levels = vec![leaves.iter().map(|(v, s)| p2mr_leaf_hash(*v, s.as_bytes())).collect::<Vec<_>>()];
+        let mut levels = vec![
+            leaves
+                .iter()
+                .map(|(v, s)| p2mr_leaf_hash(*v, s.as_bytes()))
+                .collect::<Vec<_>>(),
+        ];
         while let Some(level) = levels.last() {
             if level.len() <= 1 {
                 break;
@@ -632,12 +684,19 @@ impl P2mrTree {
     pub fn single_lithium_leaf(pubkey: &[u8]) -> Self {
         let leaf = ScriptBuf::new_p2pk_lithium(pubkey);
         let hash = p2mr_leaf_hash(P2MR_LEAF_VERSION, leaf.as_bytes());
-        Self { leaves: vec![(P2MR_LEAF_VERSION, leaf)], levels: vec![vec![hash]] }
+        Self {
+            leaves: vec![(P2MR_LEAF_VERSION, leaf)],
+            levels: vec![vec![hash]],
+        }
     }
 
     /// Returns the merkle root (the witness program).
     pub fn merkle_root(&self) -> [u8; 32] {
-        self.levels.last().and_then(|l| l.first()).copied().unwrap_or([0; 32])
+        self.levels
+            .last()
+            .and_then(|l| l.first())
+            .copied()
+            .unwrap_or([0; 32])
     }
 
     /// Returns the P2MR scriptPubKey.
@@ -656,10 +715,10 @@ impl P2mrTree {
     /// # Errors
     /// [`P2mrError::NoSuchLeaf`].
     pub fn control_block(&self, index: usize) -> Result<Vec<u8>, P2mrError> {
-        let (version, _) = self
-            .leaves
-            .get(index)
-            .ok_or(P2mrError::NoSuchLeaf { index, count: self.leaves.len() })?;
+        let (version, _) = self.leaves.get(index).ok_or(P2mrError::NoSuchLeaf {
+            index,
+            count: self.leaves.len(),
+        })?;
         let mut out = vec![*version | 1];
         let mut i = index;
         for level in &self.levels {
@@ -735,17 +794,41 @@ mod tests {
         let h = [0x11; 20];
         assert_eq!(ScriptBuf::new_p2wpkh(&h).script_type(), ScriptType::P2wpkh);
         assert_eq!(ScriptBuf::new_p2pkh(&h).script_type(), ScriptType::P2pkh);
-        assert_eq!(ScriptBuf::new_p2pkh_lithium(&h).script_type(), ScriptType::P2pkhLithium);
+        assert_eq!(
+            ScriptBuf::new_p2pkh_lithium(&h).script_type(),
+            ScriptType::P2pkhLithium
+        );
         assert_eq!(ScriptBuf::new_p2sh(&h).script_type(), ScriptType::P2sh);
-        assert_eq!(ScriptBuf::new_p2wsh_for(b"x").script_type(), ScriptType::P2wsh);
-        assert_eq!(ScriptBuf::new_p2mr(&[3; 32]).script_type(), ScriptType::P2mr);
-        assert_eq!(ScriptBuf::new_witness_program(1, &[3; 32]).script_type(), ScriptType::P2tr);
-        assert_eq!(ScriptBuf::new_witness_program(3, &[3; 20]).script_type(), ScriptType::WitnessUnknown);
-        assert_eq!(ScriptBuf::new_p2pk_lithium(&[5; 1312]).script_type(), ScriptType::P2pkLithium);
-        assert_eq!(ScriptBuf::new_op_return(b"hi").script_type(), ScriptType::NullData);
+        assert_eq!(
+            ScriptBuf::new_p2wsh_for(b"x").script_type(),
+            ScriptType::P2wsh
+        );
+        assert_eq!(
+            ScriptBuf::new_p2mr(&[3; 32]).script_type(),
+            ScriptType::P2mr
+        );
+        assert_eq!(
+            ScriptBuf::new_witness_program(1, &[3; 32]).script_type(),
+            ScriptType::P2tr
+        );
+        assert_eq!(
+            ScriptBuf::new_witness_program(3, &[3; 20]).script_type(),
+            ScriptType::WitnessUnknown
+        );
+        assert_eq!(
+            ScriptBuf::new_p2pk_lithium(&[5; 1312]).script_type(),
+            ScriptType::P2pkLithium
+        );
+        assert_eq!(
+            ScriptBuf::new_op_return(b"hi").script_type(),
+            ScriptType::NullData
+        );
         let mut pk = vec![0x02];
         pk.extend([1; 32]);
-        let p2pk = Builder::new().push_slice(&pk).push_opcode(OP_CHECKSIG).into_script();
+        let p2pk = Builder::new()
+            .push_slice(&pk)
+            .push_opcode(OP_CHECKSIG)
+            .into_script();
         assert_eq!(p2pk.script_type(), ScriptType::P2pk);
         let ms = Builder::new()
             .push_int(1)
@@ -755,27 +838,44 @@ mod tests {
             .push_opcode(OP_CHECKMULTISIGDILITHIUM)
             .into_script();
         assert_eq!(ms.script_type(), ScriptType::MultisigLithium);
-        assert_eq!(ScriptBuf::from_bytes(vec![0x4d, 0xff]).script_type(), ScriptType::NonStandard);
+        assert_eq!(
+            ScriptBuf::from_bytes(vec![0x4d, 0xff]).script_type(),
+            ScriptType::NonStandard
+        );
     }
 
     #[test]
     fn p2mr_tree_paths_verify() {
         for n in 1..=9usize {
             let leaves: Vec<_> = (0..n)
-                .map(|i| (P2MR_LEAF_VERSION, ScriptBuf::new_p2pk_lithium(&[u8::try_from(i).unwrap() + 1; 1312])))
+                .map(|i| {
+                    (
+                        P2MR_LEAF_VERSION,
+                        ScriptBuf::new_p2pk_lithium(&[u8::try_from(i).unwrap() + 1; 1312]),
+                    )
+                })
                 .collect();
             let tree = P2mrTree::new(leaves.clone()).unwrap();
             for (i, (_, s)) in leaves.iter().enumerate() {
                 let cb = tree.control_block(i).unwrap();
-                assert_eq!(p2mr_root_from_control(&cb, s.as_bytes()).unwrap(), tree.merkle_root());
+                assert_eq!(
+                    p2mr_root_from_control(&cb, s.as_bytes()).unwrap(),
+                    tree.merkle_root()
+                );
             }
         }
-        assert_eq!(p2mr_root_from_control(&[0xc0], b"x"), Err(P2mrError::ParityBitUnset(0xc0)));
+        assert_eq!(
+            p2mr_root_from_control(&[0xc0], b"x"),
+            Err(P2mrError::ParityBitUnset(0xc0))
+        );
     }
 
     #[test]
     fn codeseparators_removed() {
         let s = ScriptBuf::from_bytes(vec![0xab, 0x51, 0x01, 0xab, 0xab, 0x52]);
-        assert_eq!(s.without_codeseparators().as_bytes(), &[0x51, 0x01, 0xab, 0x52]);
+        assert_eq!(
+            s.without_codeseparators().as_bytes(),
+            &[0x51, 0x01, 0xab, 0x52]
+        );
     }
 }

@@ -31,7 +31,12 @@ pub const LEGACY_ONE: SighashDigest = {
 /// Builds the legacy signature-hash preimage, or `None` where the node returns
 /// [`LEGACY_ONE`] without hashing (input index out of range, or `SIGHASH_SINGLE` with no output
 /// at the input's index).
-pub fn legacy_preimage(tx: &Transaction, input_index: usize, script_code: &[u8], hash_type: u32) -> Option<Vec<u8>> {
+pub fn legacy_preimage(
+    tx: &Transaction,
+    input_index: usize,
+    script_code: &[u8],
+    hash_type: u32,
+) -> Option<Vec<u8>> {
     if input_index >= tx.input.len() {
         return None;
     }
@@ -45,17 +50,27 @@ pub fn legacy_preimage(tx: &Transaction, input_index: usize, script_code: &[u8],
     let code = ScriptBuf::from_bytes(script_code.to_vec()).without_codeseparators();
     let mut out = Vec::with_capacity(tx.stripped_size() + code.len());
     out.extend_from_slice(&tx.version.to_le_bytes());
-    let inputs: Vec<usize> = if anyone { vec![input_index] } else { (0..tx.input.len()).collect() };
+    let inputs: Vec<usize> = if anyone {
+        vec![input_index]
+    } else {
+        (0..tx.input.len()).collect()
+    };
     write_compact_size(&mut out, inputs.len() as u64);
     for i in inputs {
-        let Some(txin) = tx.input.get(i) else { continue };
+        let Some(txin) = tx.input.get(i) else {
+            continue;
+        };
         txin.previous_output.consensus_encode(&mut out);
         if i == input_index {
             write_var_bytes(&mut out, code.as_bytes());
         } else {
             write_compact_size(&mut out, 0);
         }
-        let seq = if i != input_index && (single || none) { 0 } else { txin.sequence };
+        let seq = if i != input_index && (single || none) {
+            0
+        } else {
+            txin.sequence
+        };
         out.extend_from_slice(&seq.to_le_bytes());
     }
     let n_out = if none {
@@ -81,7 +96,12 @@ pub fn legacy_preimage(tx: &Transaction, input_index: usize, script_code: &[u8],
 }
 
 /// Computes the legacy signature hash (`SignatureHash` with `SigVersion::BASE`).
-pub fn legacy_sighash(tx: &Transaction, input_index: usize, script_code: &[u8], hash_type: u32) -> SighashDigest {
+pub fn legacy_sighash(
+    tx: &Transaction,
+    input_index: usize,
+    script_code: &[u8],
+    hash_type: u32,
+) -> SighashDigest {
     legacy_preimage(tx, input_index, script_code, hash_type)
         .map_or(LEGACY_ONE, |p| SighashDigest::hash(&p))
 }
@@ -122,7 +142,12 @@ impl<'a> SighashCache<'a> {
         for out in &tx.output {
             out.consensus_encode(&mut o);
         }
-        Self { tx, hash_prevouts: sha256d(&p), hash_sequence: sha256d(&s), hash_outputs: sha256d(&o) }
+        Self {
+            tx,
+            hash_prevouts: sha256d(&p),
+            hash_sequence: sha256d(&s),
+            hash_outputs: sha256d(&o),
+        }
     }
 
     /// Returns the transaction.
@@ -145,13 +170,19 @@ impl<'a> SighashCache<'a> {
         let txin = tx
             .input
             .get(input_index)
-            .ok_or(SighashError::InputOutOfRange { index: input_index, inputs: tx.input.len() })?;
+            .ok_or(SighashError::InputOutOfRange {
+                index: input_index,
+                inputs: tx.input.len(),
+            })?;
         let base = hash_type & 0x1f;
         let anyone = hash_type & SIGHASH_ANYONECANPAY != 0;
         let zero = [0u8; 32];
         let hash_prevouts = if anyone { zero } else { self.hash_prevouts };
-        let hash_sequence =
-            if anyone || base == SIGHASH_SINGLE || base == SIGHASH_NONE { zero } else { self.hash_sequence };
+        let hash_sequence = if anyone || base == SIGHASH_SINGLE || base == SIGHASH_NONE {
+            zero
+        } else {
+            self.hash_sequence
+        };
         let hash_outputs = if base != SIGHASH_SINGLE && base != SIGHASH_NONE {
             self.hash_outputs
         } else if base == SIGHASH_SINGLE {
@@ -188,7 +219,12 @@ impl<'a> SighashCache<'a> {
         amount: u64,
         hash_type: u32,
     ) -> Result<SighashDigest, SighashError> {
-        Ok(SighashDigest::hash(&self.bip143_preimage(input_index, script_code, amount, hash_type)?))
+        Ok(SighashDigest::hash(&self.bip143_preimage(
+            input_index,
+            script_code,
+            amount,
+            hash_type,
+        )?))
     }
 
     /// Computes the BIP143 hash of a P2WPKH-Lithium input: scriptCode `76a914<h160>88bb`.

@@ -11,7 +11,9 @@ use thiserror::Error;
 
 use crate::hash::SighashDigest;
 use crate::lithium::{self, Keypair, PUBLIC_KEY_LEN, SIGNATURE_LEN};
-use crate::script::{self, Builder, Instruction, P2MR_LEAF_VERSION, P2mrTree, ScriptBuf, ScriptType};
+use crate::script::{
+    self, Builder, Instruction, P2MR_LEAF_VERSION, P2mrTree, ScriptBuf, ScriptType,
+};
 use crate::sighash::{SIGHASH_ALL, SighashCache, legacy_sighash};
 use crate::tx::{Transaction, Witness};
 
@@ -90,19 +92,38 @@ fn kind_for(index: usize, spk: &ScriptBuf, keypair: &Keypair) -> Result<SpendKin
     let pk = keypair.public_key();
     let h160 = pk.hash160();
     let ty = spk.script_type();
-    let mismatch = || SpendError::KeyMismatch { index, kind: ty.rpc_name(), script: spk.to_string() };
+    let mismatch = || SpendError::KeyMismatch {
+        index,
+        kind: ty.rpc_name(),
+        script: spk.to_string(),
+    };
     match ty {
         ScriptType::P2wpkh => {
-            if spk.as_bytes().get(2..) == Some(&h160[..]) { Ok(SpendKind::P2wpkh) } else { Err(mismatch()) }
+            if spk.as_bytes().get(2..) == Some(&h160[..]) {
+                Ok(SpendKind::P2wpkh)
+            } else {
+                Err(mismatch())
+            }
         }
         ScriptType::P2pkhLithium => {
-            if spk.as_bytes().get(3..23) == Some(&h160[..]) { Ok(SpendKind::P2pkh) } else { Err(mismatch()) }
+            if spk.as_bytes().get(3..23) == Some(&h160[..]) {
+                Ok(SpendKind::P2pkh)
+            } else {
+                Err(mismatch())
+            }
         }
         ScriptType::P2mr => {
             let tree = P2mrTree::single_lithium_leaf(pk.as_bytes());
-            if tree.script_pubkey() == *spk { Ok(SpendKind::P2mrSingleLeaf) } else { Err(mismatch()) }
+            if tree.script_pubkey() == *spk {
+                Ok(SpendKind::P2mrSingleLeaf)
+            } else {
+                Err(mismatch())
+            }
         }
-        _ => Err(SpendError::UnsupportedScript { index, kind: ty.rpc_name() }),
+        _ => Err(SpendError::UnsupportedScript {
+            index,
+            kind: ty.rpc_name(),
+        }),
     }
 }
 
@@ -123,7 +144,12 @@ fn digest_for(
                 .p2wpkh_lithium_sighash(index, &h160, prevout.value, hash_type)
                 .map_err(|_| SpendError::NoSuchInput(index))
         }
-        SpendKind::P2pkh => Ok(legacy_sighash(tx, index, prevout.script_pubkey.as_bytes(), hash_type)),
+        SpendKind::P2pkh => Ok(legacy_sighash(
+            tx,
+            index,
+            prevout.script_pubkey.as_bytes(),
+            hash_type,
+        )),
         SpendKind::P2mrSingleLeaf => {
             let leaf = ScriptBuf::new_p2pk_lithium(pubkey);
             Ok(legacy_sighash(tx, index, leaf.as_bytes(), hash_type))
@@ -136,9 +162,16 @@ fn digest_for(
 ///
 /// # Errors
 /// A prevout count mismatch, or an input the key cannot spend; `tx` is left unchanged then.
-pub fn sign_transaction(tx: &mut Transaction, prevouts: &[Prevout], keypair: &Keypair) -> Result<(), SpendError> {
+pub fn sign_transaction(
+    tx: &mut Transaction,
+    prevouts: &[Prevout],
+    keypair: &Keypair,
+) -> Result<(), SpendError> {
     if prevouts.len() != tx.input.len() {
-        return Err(SpendError::PrevoutCount { prevouts: prevouts.len(), inputs: tx.input.len() });
+        return Err(SpendError::PrevoutCount {
+            prevouts: prevouts.len(),
+            inputs: tx.input.len(),
+        });
     }
     let pk = keypair.public_key().as_bytes().to_vec();
     let mut kinds = Vec::with_capacity(prevouts.len());
@@ -156,20 +189,24 @@ pub fn sign_transaction(tx: &mut Transaction, prevouts: &[Prevout], keypair: &Ke
     for ((input, kind), sig) in tx.input.iter_mut().zip(kinds).zip(sigs) {
         let mut item = Vec::with_capacity(SIGNATURE_LEN + 1);
         item.extend_from_slice(sig.as_bytes());
-        item.push(SIGHASH_ALL as u8);
+        item.push(0x01); // SIGHASH_ALL
         match kind {
             SpendKind::P2wpkh => {
                 input.script_sig = ScriptBuf::new();
                 input.witness = Witness::from_items(vec![item, pk.clone()]);
             }
             SpendKind::P2pkh => {
-                input.script_sig = Builder::new().push_slice(&item).push_slice(&pk).into_script();
+                input.script_sig = Builder::new()
+                    .push_slice(&item)
+                    .push_slice(&pk)
+                    .into_script();
                 input.witness = Witness::new();
             }
             SpendKind::P2mrSingleLeaf => {
                 let leaf = ScriptBuf::new_p2pk_lithium(&pk);
                 input.script_sig = ScriptBuf::new();
-                input.witness = Witness::from_items(vec![item, leaf.into_bytes(), vec![P2MR_LEAF_VERSION | 1]]);
+                input.witness =
+                    Witness::from_items(vec![item, leaf.into_bytes(), vec![P2MR_LEAF_VERSION | 1]]);
             }
         }
     }
@@ -179,7 +216,10 @@ pub fn sign_transaction(tx: &mut Transaction, prevouts: &[Prevout], keypair: &Ke
 fn split_sig(index: usize, item: &[u8]) -> Result<(&[u8], u32), SpendError> {
     match item.split_last() {
         Some((ht, sig)) if sig.len() == SIGNATURE_LEN => Ok((sig, u32::from(*ht))),
-        _ => Err(SpendError::Malformed { index, reason: "signature item is not 2,420 bytes plus a hashtype byte" }),
+        _ => Err(SpendError::Malformed {
+            index,
+            reason: "signature item is not 2,420 bytes plus a hashtype byte",
+        }),
     }
 }
 
@@ -188,26 +228,41 @@ fn split_sig(index: usize, item: &[u8]) -> Result<(&[u8], u32), SpendError> {
 ///
 /// # Errors
 /// A malformed spend, a key that does not match the script, or a bad signature.
-pub fn verify_input(tx: &Transaction, cache: &SighashCache<'_>, index: usize, prevout: &Prevout) -> Result<(), SpendError> {
+pub fn verify_input(
+    tx: &Transaction,
+    cache: &SighashCache<'_>,
+    index: usize,
+    prevout: &Prevout,
+) -> Result<(), SpendError> {
     let input = tx.input.get(index).ok_or(SpendError::NoSuchInput(index))?;
     let spk = &prevout.script_pubkey;
     let ty = spk.script_type();
     let malformed = |reason| SpendError::Malformed { index, reason };
     let (sig, ht, pk, digest) = match ty {
         ScriptType::P2wpkh => {
-            let [sig_item, pk] = input.witness.items() else { return Err(malformed("witness is not [sig, pubkey]")) };
+            let [sig_item, pk] = input.witness.items() else {
+                return Err(malformed("witness is not [sig, pubkey]"));
+            };
             if pk.len() != PUBLIC_KEY_LEN {
-                return Err(malformed("witness public key is not 1,312 bytes (an ECDSA spend?)"));
+                return Err(malformed(
+                    "witness public key is not 1,312 bytes (an ECDSA spend?)",
+                ));
             }
             if !input.script_sig.is_empty() {
                 return Err(malformed("scriptSig of a witness spend is not empty"));
             }
             let h160 = crate::hash::hash160(pk);
             if spk.as_bytes().get(2..) != Some(&h160[..]) {
-                return Err(SpendError::KeyMismatch { index, kind: ty.rpc_name(), script: spk.to_string() });
+                return Err(SpendError::KeyMismatch {
+                    index,
+                    kind: ty.rpc_name(),
+                    script: spk.to_string(),
+                });
             }
             let (sig, ht) = split_sig(index, sig_item)?;
-            let d = cache.p2wpkh_lithium_sighash(index, &h160, prevout.value, ht).map_err(|_| SpendError::NoSuchInput(index))?;
+            let d = cache
+                .p2wpkh_lithium_sighash(index, &h160, prevout.value, ht)
+                .map_err(|_| SpendError::NoSuchInput(index))?;
             (sig, ht, pk.as_slice(), d)
         }
         ScriptType::P2pkhLithium => {
@@ -217,10 +272,16 @@ pub fn verify_input(tx: &Transaction, cache: &SighashCache<'_>, index: usize, pr
                     _ => Err(malformed("scriptSig is not two pushes")),
                 })
                 .collect::<Result<_, _>>()?;
-            let [sig_item, pk] = pushes.as_slice() else { return Err(malformed("scriptSig is not two pushes")) };
+            let [sig_item, pk] = pushes.as_slice() else {
+                return Err(malformed("scriptSig is not two pushes"));
+            };
             let h160 = crate::hash::hash160(pk);
             if spk.as_bytes().get(3..23) != Some(&h160[..]) {
-                return Err(SpendError::KeyMismatch { index, kind: ty.rpc_name(), script: spk.to_string() });
+                return Err(SpendError::KeyMismatch {
+                    index,
+                    kind: ty.rpc_name(),
+                    script: spk.to_string(),
+                });
             }
             let (sig, ht) = split_sig(index, sig_item)?;
             (sig, ht, *pk, legacy_sighash(tx, index, spk.as_bytes(), ht))
@@ -229,25 +290,45 @@ pub fn verify_input(tx: &Transaction, cache: &SighashCache<'_>, index: usize, pr
             let [sig_item, leaf, control] = input.witness.items() else {
                 return Err(malformed("witness is not [sig, leaf, control]"));
             };
-            let root = script::p2mr_root_from_control(control, leaf).map_err(|_| malformed("bad control block"))?;
+            let root = script::p2mr_root_from_control(control, leaf)
+                .map_err(|_| malformed("bad control block"))?;
             if spk.as_bytes().get(2..) != Some(&root[..]) {
-                return Err(malformed("control block does not commit to the output's merkle root"));
+                return Err(malformed(
+                    "control block does not commit to the output's merkle root",
+                ));
             }
             let leaf_script = ScriptBuf::from_bytes(leaf.clone());
             let pk = match script::instructions(leaf).collect::<Result<Vec<_>, _>>() {
                 Ok(ins) => match ins.as_slice() {
-                    [(_, Instruction::Push(pk)), (_, Instruction::Op(script::opcodes::OP_CHECKSIGDILITHIUM))] => *pk,
+                    [
+                        (_, Instruction::Push(pk)),
+                        (_, Instruction::Op(script::opcodes::OP_CHECKSIGDILITHIUM)),
+                    ] => *pk,
                     _ => return Err(malformed("leaf is not <pk> OP_CHECKSIGDILITHIUM")),
                 },
                 Err(_) => return Err(malformed("leaf script has a truncated push")),
             };
             let (sig, ht) = split_sig(index, sig_item)?;
-            (sig, ht, pk, legacy_sighash(tx, index, leaf_script.as_bytes(), ht))
+            (
+                sig,
+                ht,
+                pk,
+                legacy_sighash(tx, index, leaf_script.as_bytes(), ht),
+            )
         }
-        _ => return Err(SpendError::UnsupportedScript { index, kind: ty.rpc_name() }),
+        _ => {
+            return Err(SpendError::UnsupportedScript {
+                index,
+                kind: ty.rpc_name(),
+            });
+        }
     };
     let _ = ht;
-    if lithium::verify(pk, digest.as_byte_array(), sig) { Ok(()) } else { Err(SpendError::BadSignature { index }) }
+    if lithium::verify(pk, digest.as_byte_array(), sig) {
+        Ok(())
+    } else {
+        Err(SpendError::BadSignature { index })
+    }
 }
 
 /// Verifies every input of `tx` as a Lithium spend.
@@ -256,7 +337,10 @@ pub fn verify_input(tx: &Transaction, cache: &SighashCache<'_>, index: usize, pr
 /// The first input that fails.
 pub fn verify_transaction(tx: &Transaction, prevouts: &[Prevout]) -> Result<(), SpendError> {
     if prevouts.len() != tx.input.len() {
-        return Err(SpendError::PrevoutCount { prevouts: prevouts.len(), inputs: tx.input.len() });
+        return Err(SpendError::PrevoutCount {
+            prevouts: prevouts.len(),
+            inputs: tx.input.len(),
+        });
     }
     let cache = SighashCache::new(tx);
     for (i, p) in prevouts.iter().enumerate() {

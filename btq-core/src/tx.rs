@@ -4,8 +4,8 @@ use core::fmt;
 
 use crate::amount::Amount;
 use crate::encoding::{
-    self, DecodeError, Decodable, Encodable, MAX_SIZE, Reader, compact_size_len, write_compact_size,
-    write_var_bytes,
+    self, Decodable, DecodeError, Encodable, MAX_SIZE, Reader, compact_size_len,
+    write_compact_size, write_var_bytes,
 };
 use crate::hash::{Txid, Wtxid};
 use crate::script::ScriptBuf;
@@ -43,7 +43,11 @@ impl Weight {
 
     /// Computes weight from stripped and total sizes.
     pub const fn from_sizes(stripped: u64, total: u64) -> Self {
-        Self(stripped.saturating_mul(WITNESS_SCALE_FACTOR - 1).saturating_add(total))
+        Self(
+            stripped
+                .saturating_mul(WITNESS_SCALE_FACTOR - 1)
+                .saturating_add(total),
+        )
     }
 
     /// Adds two weights, saturating.
@@ -70,7 +74,10 @@ pub struct OutPoint {
 
 impl OutPoint {
     /// The null outpoint of a coinbase input.
-    pub const NULL: Self = Self { txid: Txid::ZERO, vout: u32::MAX };
+    pub const NULL: Self = Self {
+        txid: Txid::ZERO,
+        vout: u32::MAX,
+    };
 
     /// Creates an outpoint.
     pub const fn new(txid: Txid, vout: u32) -> Self {
@@ -101,7 +108,10 @@ impl Encodable for OutPoint {
 
 impl Decodable for OutPoint {
     fn consensus_decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
-        Ok(Self { txid: Txid::consensus_decode(r)?, vout: r.u32_le()? })
+        Ok(Self {
+            txid: Txid::consensus_decode(r)?,
+            vout: r.u32_le()?,
+        })
     }
 }
 
@@ -111,7 +121,9 @@ pub struct Witness(Vec<Vec<u8>>);
 
 impl fmt::Debug for Witness {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_list().entries(self.0.iter().map(|i| crate::hex::encode(i))).finish()
+        f.debug_list()
+            .entries(self.0.iter().map(|i| crate::hex::encode(i)))
+            .finish()
     }
 }
 
@@ -149,7 +161,11 @@ impl Witness {
     /// Returns the serialised size.
     pub fn serialized_len(&self) -> usize {
         compact_size_len(self.0.len() as u64)
-            + self.0.iter().map(|i| compact_size_len(i.len() as u64) + i.len()).sum::<usize>()
+            + self
+                .0
+                .iter()
+                .map(|i| compact_size_len(i.len() as u64) + i.len())
+                .sum::<usize>()
     }
 }
 
@@ -192,7 +208,12 @@ pub struct TxIn {
 impl TxIn {
     /// An input spending `prevout` with an empty script, sequence `0xffffffff` and no witness.
     pub fn new(prevout: OutPoint) -> Self {
-        Self { previous_output: prevout, script_sig: ScriptBuf::new(), sequence: u32::MAX, witness: Witness::new() }
+        Self {
+            previous_output: prevout,
+            script_sig: ScriptBuf::new(),
+            sequence: u32::MAX,
+            witness: Witness::new(),
+        }
     }
 
     fn encode_base(&self, out: &mut Vec<u8>) {
@@ -209,7 +230,12 @@ impl TxIn {
         let previous_output = OutPoint::consensus_decode(r)?;
         let script_sig = ScriptBuf::from_bytes(r.var_bytes("script_sig", MAX_SIZE)?.to_vec());
         let sequence = r.u32_le()?;
-        Ok(Self { previous_output, script_sig, sequence, witness: Witness::new() })
+        Ok(Self {
+            previous_output,
+            script_sig,
+            sequence,
+            witness: Witness::new(),
+        })
     }
 }
 
@@ -226,7 +252,10 @@ pub struct TxOut {
 impl TxOut {
     /// Creates an output.
     pub fn new(value: Amount, script_pubkey: ScriptBuf) -> Self {
-        Self { value: value.to_sat(), script_pubkey }
+        Self {
+            value: value.to_sat(),
+            script_pubkey,
+        }
     }
 
     /// Returns the serialised size.
@@ -249,7 +278,10 @@ impl Decodable for TxOut {
     fn consensus_decode(r: &mut Reader<'_>) -> Result<Self, DecodeError> {
         let value = r.u64_le()?;
         let script_pubkey = ScriptBuf::from_bytes(r.var_bytes("script_pubkey", MAX_SIZE)?.to_vec());
-        Ok(Self { value, script_pubkey })
+        Ok(Self {
+            value,
+            script_pubkey,
+        })
     }
 }
 
@@ -334,7 +366,11 @@ impl Transaction {
     pub fn total_size(&self) -> usize {
         let mut n = self.stripped_size();
         if self.has_witness() {
-            n += 2 + self.input.iter().map(|i| i.witness.serialized_len()).sum::<usize>();
+            n += 2 + self
+                .input
+                .iter()
+                .map(|i| i.witness.serialized_len())
+                .sum::<usize>();
         }
         n
     }
@@ -365,7 +401,9 @@ impl Transaction {
     /// Returns the sum of output values, or `None` above `MAX_MONEY`.
     pub fn output_value(&self) -> Option<Amount> {
         self.output.iter().try_fold(Amount::ZERO, |acc, o| {
-            Amount::from_sat(o.value).ok().and_then(|v| acc.checked_add(v))
+            Amount::from_sat(o.value)
+                .ok()
+                .and_then(|v| acc.checked_add(v))
         })
     }
 
@@ -380,7 +418,9 @@ impl Transaction {
         if self.output.is_empty() {
             return Err(TxCheckError::NoOutputs);
         }
-        if (self.stripped_size() as u64).saturating_mul(WITNESS_SCALE_FACTOR) > Weight::MAX_BLOCK.to_wu() {
+        if (self.stripped_size() as u64).saturating_mul(WITNESS_SCALE_FACTOR)
+            > Weight::MAX_BLOCK.to_wu()
+        {
             return Err(TxCheckError::Oversize);
         }
         let mut total: u64 = 0;
@@ -487,7 +527,12 @@ impl Decodable for Transaction {
             return Err(DecodeError::UnknownOptionalData { flags });
         }
         let lock_time = r.u32_le()?;
-        Ok(Self { version, input, output, lock_time })
+        Ok(Self {
+            version,
+            input,
+            output,
+            lock_time,
+        })
     }
 }
 
@@ -512,7 +557,10 @@ mod tests {
         v.push(0);
         v.push(0); // witness: 0 items
         v.extend([0u8; 4]);
-        assert_eq!(encoding::decode_from_slice::<Transaction>(&v), Err(DecodeError::SuperfluousWitness));
+        assert_eq!(
+            encoding::decode_from_slice::<Transaction>(&v),
+            Err(DecodeError::SuperfluousWitness)
+        );
         v[5] = 2;
         assert_eq!(
             encoding::decode_from_slice::<Transaction>(&v),

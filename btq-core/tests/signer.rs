@@ -2,6 +2,14 @@
 //! it reproduces every node-verified transaction byte for byte; the node's own 90-input
 //! consolidation (signed by the node) verifies input by input; tampering is caught.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use btq_core::encoding;
 use btq_core::lithium::Keypair;
 use btq_core::signer::{Prevout, SpendError, sign_transaction, verify_transaction};
@@ -31,7 +39,10 @@ fn builder_reproduces_node_verified_transactions() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|p| Prevout { value: p["amount_sat"].as_u64().unwrap(), script_pubkey: ScriptBuf::from_bytes(h(&p["scriptPubKey"])) })
+            .map(|p| Prevout {
+                value: p["amount_sat"].as_u64().unwrap(),
+                script_pubkey: ScriptBuf::from_bytes(h(&p["scriptPubKey"])),
+            })
             .collect();
         let mut tx = Transaction {
             version: i32::try_from(spend["version"].as_i64().unwrap()).unwrap(),
@@ -42,8 +53,12 @@ fn builder_reproduces_node_verified_transactions() {
                 .iter()
                 .map(|p| {
                     let txid: Txid = p["txid"].as_str().unwrap().parse().unwrap();
-                    let mut i = TxIn::new(OutPoint::new(txid, u32::try_from(p["vout"].as_u64().unwrap()).unwrap()));
-                    i.sequence = u32::try_from(spend["sequence_all_inputs"].as_u64().unwrap()).unwrap();
+                    let mut i = TxIn::new(OutPoint::new(
+                        txid,
+                        u32::try_from(p["vout"].as_u64().unwrap()).unwrap(),
+                    ));
+                    i.sequence =
+                        u32::try_from(spend["sequence_all_inputs"].as_u64().unwrap()).unwrap();
                     i
                 })
                 .collect(),
@@ -51,11 +66,18 @@ fn builder_reproduces_node_verified_transactions() {
                 .as_array()
                 .unwrap()
                 .iter()
-                .map(|o| TxOut { value: o["value_sat"].as_u64().unwrap(), script_pubkey: ScriptBuf::from_bytes(h(&o["scriptPubKey"])) })
+                .map(|o| TxOut {
+                    value: o["value_sat"].as_u64().unwrap(),
+                    script_pubkey: ScriptBuf::from_bytes(h(&o["scriptPubKey"])),
+                })
                 .collect(),
         };
         sign_transaction(&mut tx, &prevouts, &kp).unwrap();
-        assert_eq!(hex::encode(encoding::encode_to_vec(&tx)), spend["tx_hex"].as_str().unwrap(), "{name}");
+        assert_eq!(
+            hex::encode(encoding::encode_to_vec(&tx)),
+            spend["tx_hex"].as_str().unwrap(),
+            "{name}"
+        );
         assert_eq!(tx.txid().to_string(), spend["txid"].as_str().unwrap());
         verify_transaction(&tx, &prevouts).unwrap();
 
@@ -70,16 +92,29 @@ fn builder_reproduces_node_verified_transactions() {
             items[0][5] ^= 1;
             bad.input[0].witness = btq_core::Witness::from_items(items);
         }
-        assert_eq!(verify_transaction(&bad, &prevouts), Err(SpendError::BadSignature { index: 0 }), "{name}");
+        assert_eq!(
+            verify_transaction(&bad, &prevouts),
+            Err(SpendError::BadSignature { index: 0 }),
+            "{name}"
+        );
         if prevouts[0].script_pubkey.script_type() == btq_core::script::ScriptType::P2wpkh {
             let mut wrong = prevouts.clone();
             wrong[0].value += 1;
-            assert_eq!(verify_transaction(&tx, &wrong), Err(SpendError::BadSignature { index: 0 }));
+            assert_eq!(
+                verify_transaction(&tx, &wrong),
+                Err(SpendError::BadSignature { index: 0 })
+            );
         }
         let other = Keypair::from_seed(&[9u8; 32]);
         let mut unsigned = tx.clone();
-        assert!(matches!(sign_transaction(&mut unsigned, &prevouts, &other), Err(SpendError::KeyMismatch { index: 0, .. })));
-        assert_eq!(unsigned, tx, "a failed signing leaves the transaction unchanged");
+        assert!(matches!(
+            sign_transaction(&mut unsigned, &prevouts, &other),
+            Err(SpendError::KeyMismatch { index: 0, .. })
+        ));
+        assert_eq!(
+            unsigned, tx,
+            "a failed signing leaves the transaction unchanged"
+        );
     }
 }
 
@@ -90,7 +125,10 @@ fn tx_vectors_spends_are_reproduced() {
     for (name, spend) in v["spends"].as_object().unwrap() {
         let expected: Transaction = encoding::decode_from_slice(&h(&spend["tx_hex"])).unwrap();
         let prev = &spend["spent_output"];
-        let prevouts = vec![Prevout { value: prev["amount_sat"].as_u64().unwrap(), script_pubkey: ScriptBuf::from_bytes(h(&prev["scriptPubKey"])) }];
+        let prevouts = vec![Prevout {
+            value: prev["amount_sat"].as_u64().unwrap(),
+            script_pubkey: ScriptBuf::from_bytes(h(&prev["scriptPubKey"])),
+        }];
         let mut tx = expected.clone();
         for i in &mut tx.input {
             i.script_sig = ScriptBuf::new();
@@ -109,7 +147,10 @@ fn node_signed_consolidation_verifies() {
     // verify the signatures over digests computed for the amounts the node signed: every
     // prevout is a 5 BTQ coinbase paying the key in the witness (the output total plus fee).
     let total_out: u64 = tx.output.iter().map(|o| o.value).sum();
-    let fee: u64 = v["fee_sat"].as_u64().or_else(|| v["fee_sat"].as_str().and_then(|s| s.parse().ok())).unwrap();
+    let fee: u64 = v["fee_sat"]
+        .as_u64()
+        .or_else(|| v["fee_sat"].as_str().and_then(|s| s.parse().ok()))
+        .unwrap();
     let n = tx.input.len() as u64;
     assert_eq!((total_out + fee) % n, 0, "equal-valued inputs");
     let each = (total_out + fee) / n;
@@ -118,7 +159,10 @@ fn node_signed_consolidation_verifies() {
         .iter()
         .map(|i| {
             let pk = &i.witness.items()[1];
-            Prevout { value: each, script_pubkey: ScriptBuf::new_p2wpkh(&btq_core::hash::hash160(pk)) }
+            Prevout {
+                value: each,
+                script_pubkey: ScriptBuf::new_p2wpkh(&btq_core::hash::hash160(pk)),
+            }
         })
         .collect();
     verify_transaction(&tx, &prevouts).unwrap();
@@ -131,9 +175,21 @@ fn unsupported_and_mismatched_inputs() {
         version: 2,
         lock_time: 0,
         input: vec![TxIn::new(OutPoint::new(Txid::from_byte_array([7; 32]), 0))],
-        output: vec![TxOut { value: 1000, script_pubkey: ScriptBuf::new_p2wpkh(&[0; 20]) }],
+        output: vec![TxOut {
+            value: 1000,
+            script_pubkey: ScriptBuf::new_p2wpkh(&[0; 20]),
+        }],
     };
-    let p2tr = Prevout { value: 5000, script_pubkey: ScriptBuf::new_witness_program(1, &[1; 32]) };
-    assert!(matches!(sign_transaction(&mut tx, &[p2tr], &kp), Err(SpendError::UnsupportedScript { .. })));
-    assert!(matches!(sign_transaction(&mut tx, &[], &kp), Err(SpendError::PrevoutCount { .. })));
+    let p2tr = Prevout {
+        value: 5000,
+        script_pubkey: ScriptBuf::new_witness_program(1, &[1; 32]),
+    };
+    assert!(matches!(
+        sign_transaction(&mut tx, &[p2tr], &kp),
+        Err(SpendError::UnsupportedScript { .. })
+    ));
+    assert!(matches!(
+        sign_transaction(&mut tx, &[], &kp),
+        Err(SpendError::PrevoutCount { .. })
+    ));
 }

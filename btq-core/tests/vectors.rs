@@ -3,6 +3,14 @@
 //! weights, sighash preimages and digests), addresses on four networks, the node-verified block
 //! and the 90-input consolidation.
 
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a failed unwrap is a failed test"
+)]
+
 use btq_core::address::{self, AddressForm};
 use btq_core::block::Block;
 use btq_core::encoding::{self, DecodeError};
@@ -18,7 +26,8 @@ const SIGHASH: &str = include_str!("../../../shared/vectors/sighash.json");
 const TX_VECTORS: &str = include_str!("../../../shared/vectors/btq_tx_vectors.json");
 const NODE_VERIFIED: &str = include_str!("../../../shared/vectors/btq_node_verified.json");
 const CONSOLIDATION: &str = include_str!("../../../shared/vectors/btqd_consolidation_n90.json");
-const BLOCK_FROM_TEMPLATE: &str = include_str!("../../../shared/vectors/btqd_block_from_template.json");
+const BLOCK_FROM_TEMPLATE: &str =
+    include_str!("../../../shared/vectors/btqd_block_from_template.json");
 
 fn json(s: &str) -> Value {
     serde_json::from_str(s).unwrap()
@@ -33,7 +42,9 @@ fn s(v: &Value) -> &str {
 }
 
 fn num(v: &Value) -> u64 {
-    v.as_u64().or_else(|| v.as_str().and_then(|s| s.parse().ok())).unwrap()
+    v.as_u64()
+        .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+        .unwrap()
 }
 
 fn network(name: &str) -> Network {
@@ -65,15 +76,25 @@ fn genesis_blocks_of_all_networks() {
         let net = network(name);
         let params = net.params();
         let block = params.genesis_block();
-        assert_eq!(block.header.to_bytes().to_vec(), h(&n["header_hex"]), "{name} header");
+        assert_eq!(
+            block.header.to_bytes().to_vec(),
+            h(&n["header_hex"]),
+            "{name} header"
+        );
         assert_eq!(block.block_hash().to_string(), s(&n["hash"]), "{name} hash");
         assert_eq!(params.genesis_hash().to_string(), s(&n["hash"]));
         assert_eq!(block.header.merkle_root.to_string(), s(&g["merkle_root"]));
         assert_eq!(block.txdata[0].txid().to_string(), s(&n["coinbase_txid"]));
         assert_eq!(block.header.time, u32::try_from(num(&n["nTime"])).unwrap());
-        assert_eq!(block.header.nonce, u32::try_from(num(&n["nNonce"])).unwrap());
+        assert_eq!(
+            block.header.nonce,
+            u32::try_from(num(&n["nNonce"])).unwrap()
+        );
         assert_eq!(block.header.bits.to_string(), s(&n["nBits"]));
-        assert_eq!(block.txdata[0].output[0].value, num(&g["coinbase_value_sat"]));
+        assert_eq!(
+            block.txdata[0].output[0].value,
+            num(&g["coinbase_value_sat"])
+        );
         let bytes = h(&n["block_hex"]);
         assert_eq!(encoding::encode_to_vec(block), bytes, "{name} block bytes");
         let decoded: Block = encoding::decode_from_slice(&bytes).unwrap();
@@ -83,8 +104,20 @@ fn genesis_blocks_of_all_networks() {
         assert!(decoded.check_witness_commitment());
     }
     // Test and regtest share one genesis.
-    assert_eq!(Network::Testnet.params().genesis_hash(), Network::Regtest.params().genesis_hash());
-    assert!((Network::Bitcoin.params().genesis_block().header.difficulty() - 1.52587890625e-05).abs() < 1e-18);
+    assert_eq!(
+        Network::Testnet.params().genesis_hash(),
+        Network::Regtest.params().genesis_hash()
+    );
+    assert!(
+        (Network::Bitcoin
+            .params()
+            .genesis_block()
+            .header
+            .difficulty()
+            - 1.52587890625e-05)
+            .abs()
+            < 1e-18
+    );
 }
 
 #[test]
@@ -96,7 +129,9 @@ fn legacy_sighash_suite() {
         let tx: Transaction = encoding::decode_from_slice(&h(&c[0])).unwrap();
         let script = h(&c[1]);
         let idx = usize::try_from(c[2].as_u64().unwrap()).unwrap();
-        let hash_type = c[3].as_i64().unwrap() as i32 as u32;
+        let hash_type = i32::try_from(c[3].as_i64().unwrap())
+            .unwrap()
+            .cast_unsigned();
         let got = legacy_sighash(&tx, idx, &script, hash_type);
         assert_eq!(got.to_string(), s(&c[4]), "case {n}: {case}");
         n += 1;
@@ -112,10 +147,17 @@ fn check_spend_common(spend: &Value, prevouts: &[(u64, Vec<u8>)]) -> Transaction
     assert_eq!(tx.total_size() as u64, num(&spend["size"]));
     assert_eq!(tx.stripped_size() as u64, num(&spend["stripped_size"]));
     assert_eq!(tx.weight().to_wu(), num(&spend["weight"]));
-    let vsize = spend.get("vsize_true").or_else(|| spend.get("vsize")).unwrap();
+    let vsize = spend
+        .get("vsize_true")
+        .or_else(|| spend.get("vsize"))
+        .unwrap();
     assert_eq!(tx.vsize(), num(vsize));
     assert!(tx.check().is_ok());
-    assert!(btq_core::policy::check_standard(&tx).is_ok(), "{:?}", btq_core::policy::check_standard(&tx));
+    assert!(
+        btq_core::policy::check_standard(&tx).is_ok(),
+        "{:?}",
+        btq_core::policy::check_standard(&tx)
+    );
     let _ = prevouts;
     tx
 }
@@ -129,11 +171,16 @@ fn tx_vectors_spends_preimages_and_digests() {
         let amount = num(&prev["amount_sat"]);
         let ht = u32::try_from(num(&spend["sighash_type"])).unwrap();
         let spk = h(&prev["scriptPubKey"]);
-        assert_eq!(tx.input[0].previous_output.txid.to_string(), s(&prev["txid"]));
+        assert_eq!(
+            tx.input[0].previous_output.txid.to_string(),
+            s(&prev["txid"])
+        );
         let preimage = match ScriptBuf::from_bytes(spk.clone()).script_type() {
             ScriptType::P2wpkh => {
                 let code = h(&spend["script_code"]);
-                SighashCache::new(&tx).bip143_preimage(0, &code, amount, ht).unwrap()
+                SighashCache::new(&tx)
+                    .bip143_preimage(0, &code, amount, ht)
+                    .unwrap()
             }
             ScriptType::P2pkhLithium => legacy_preimage(&tx, 0, &spk, ht).unwrap(),
             ScriptType::P2mr => {
@@ -143,7 +190,11 @@ fn tx_vectors_spends_preimages_and_digests() {
             other => panic!("{name}: unexpected {other:?}"),
         };
         assert_eq!(preimage, h(&spend["sighash_preimage"]), "{name} preimage");
-        assert_eq!(sha256d(&preimage).to_vec(), h(&spend["sighash_msg_signed_by_mldsa"]), "{name} digest");
+        assert_eq!(
+            sha256d(&preimage).to_vec(),
+            h(&spend["sighash_msg_signed_by_mldsa"]),
+            "{name} digest"
+        );
     }
 }
 
@@ -154,17 +205,34 @@ fn tx_vectors_scripts_and_addresses_on_four_networks() {
     let h160: [u8; 20] = h(&v["key"]["hash160_pubkey"]).try_into().unwrap();
     assert_eq!(btq_core::hash::hash160(&pk), h160);
     let sc = &v["scripts"];
-    assert_eq!(ScriptBuf::new_p2wpkh(&h160).as_bytes(), h(&sc["p2wpkh_dilithium_spk"]));
-    assert_eq!(ScriptBuf::new_p2pkh_lithium(&h160).as_bytes(), h(&sc["p2pkh_dilithium_spk"]));
-    assert_eq!(ScriptBuf::new_p2pk_lithium(&pk).as_bytes(), h(&sc["p2dpk_bare_spk"]));
-    assert_eq!(ScriptBuf::new_p2pk_lithium(&pk).as_bytes(), h(&sc["p2mr_leaf_script"]));
+    assert_eq!(
+        ScriptBuf::new_p2wpkh(&h160).as_bytes(),
+        h(&sc["p2wpkh_dilithium_spk"])
+    );
+    assert_eq!(
+        ScriptBuf::new_p2pkh_lithium(&h160).as_bytes(),
+        h(&sc["p2pkh_dilithium_spk"])
+    );
+    assert_eq!(
+        ScriptBuf::new_p2pk_lithium(&pk).as_bytes(),
+        h(&sc["p2dpk_bare_spk"])
+    );
+    assert_eq!(
+        ScriptBuf::new_p2pk_lithium(&pk).as_bytes(),
+        h(&sc["p2mr_leaf_script"])
+    );
     let tree = P2mrTree::single_lithium_leaf(&pk);
-    assert_eq!(p2mr_leaf_hash(0xc0, &h(&sc["p2mr_leaf_script"])).to_vec(), h(&sc["p2mr_tapleaf_hash"]));
+    assert_eq!(
+        p2mr_leaf_hash(0xc0, &h(&sc["p2mr_leaf_script"])).to_vec(),
+        h(&sc["p2mr_tapleaf_hash"])
+    );
     assert_eq!(tree.merkle_root().to_vec(), h(&sc["p2mr_merkle_root"]));
     assert_eq!(tree.script_pubkey().as_bytes(), h(&sc["p2mr_spk"]));
     assert_eq!(tree.control_block(0).unwrap(), h(&sc["p2mr_control_block"]));
     assert_eq!(
-        p2mr_root_from_control(&h(&sc["p2mr_control_block"]), &h(&sc["p2mr_leaf_script"])).unwrap().to_vec(),
+        p2mr_root_from_control(&h(&sc["p2mr_control_block"]), &h(&sc["p2mr_leaf_script"]))
+            .unwrap()
+            .to_vec(),
         h(&sc["p2mr_merkle_root"])
     );
 
@@ -176,7 +244,12 @@ fn tx_vectors_scripts_and_addresses_on_four_networks() {
     for (name, a) in v["addresses"].as_object().unwrap() {
         let net = network(name);
         let get = |prefix: &str| -> &str {
-            a.as_object().unwrap().iter().find(|(k, _)| k.starts_with(prefix)).map(|(_, v)| s(v)).unwrap()
+            a.as_object()
+                .unwrap()
+                .iter()
+                .find(|(k, _)| k.starts_with(prefix))
+                .map(|(_, v)| s(v))
+                .unwrap()
         };
         let cases = [
             (&p2wpkh, get("p2wpkh_as_shown_by_chain_rpcs")),
@@ -187,13 +260,24 @@ fn tx_vectors_scripts_and_addresses_on_four_networks() {
         ];
         for (script, expected) in cases {
             let addr = Address::from_script(script, net).unwrap();
-            assert_eq!(addr.to_string(), expected, "{name} {:?}", script.script_type());
+            assert_eq!(
+                addr.to_string(),
+                expected,
+                "{name} {:?}",
+                script.script_type()
+            );
             let parsed = Address::parse(expected, net).unwrap();
             assert_eq!(parsed.script_pubkey(), script);
         }
         // The Lithium wallet form names the same script.
         let wallet = get("p2wpkh_as_shown_by_dilithium_wallet");
-        assert_eq!(Address::from_script(&p2wpkh, net).unwrap().to_lithium_wallet_string().unwrap(), wallet);
+        assert_eq!(
+            Address::from_script(&p2wpkh, net)
+                .unwrap()
+                .to_lithium_wallet_string()
+                .unwrap(),
+            wallet
+        );
         let d = address::decode_any(wallet).unwrap();
         assert_eq!(d.script, p2wpkh);
         assert_eq!(d.form, AddressForm::LithiumSegwit);
@@ -258,7 +342,10 @@ fn node_verified_spends() {
                     assert_eq!(items[2], vec![0xc1]);
                 }
                 "p2pkh" => {
-                    let expected = btq_core::script::Builder::new().push_slice(&sig_item).push_slice(&pk).into_script();
+                    let expected = btq_core::script::Builder::new()
+                        .push_slice(&sig_item)
+                        .push_slice(&pk)
+                        .into_script();
                     assert_eq!(tx.input[i].script_sig, expected);
                     assert!(items.is_empty());
                 }
@@ -284,8 +371,18 @@ fn node_verified_block_and_coinbases() {
     assert!(block.check_merkle_root());
     assert!(block.check_witness_commitment());
     assert!(block.header.check_pow(Network::Regtest.params().pow_limit));
-    assert_eq!(block.bip34_height(), Some(u32::try_from(num(&b["height"])).unwrap()));
-    assert_eq!(block.compute_witness_root().unwrap().as_byte_array().to_vec(), h(&b["witness_merkle_root_internal_order"]));
+    assert_eq!(
+        block.bip34_height(),
+        Some(u32::try_from(num(&b["height"])).unwrap())
+    );
+    assert_eq!(
+        block
+            .compute_witness_root()
+            .unwrap()
+            .as_byte_array()
+            .to_vec(),
+        h(&b["witness_merkle_root_internal_order"])
+    );
     for t in b["tx_order"].as_array().unwrap() {
         let i = usize::try_from(num(&t["index"])).unwrap();
         assert_eq!(block.txdata[i].txid().to_string(), s(&t["txid"]));
@@ -295,7 +392,7 @@ fn node_verified_block_and_coinbases() {
     let mut bad = block.clone();
     bad.txdata.swap(1, 2);
     assert!(!bad.check_merkle_root());
-    let mut bad = block.clone();
+    let mut bad = block;
     bad.txdata[1].input[0].witness = btq_core::Witness::from_items(vec![vec![1]]);
     assert!(!bad.check_witness_commitment());
 
@@ -324,7 +421,10 @@ fn consolidation_of_90_inputs() {
     // One more input of the same shape crosses the standard weight (the node: `tx-size`).
     let mut bigger = tx.clone();
     bigger.input.push(tx.input[0].clone());
-    assert_eq!(btq_core::policy::check_standard(&bigger), Err(btq_core::policy::NonStandardError::TxSize));
+    assert_eq!(
+        btq_core::policy::check_standard(&bigger),
+        Err(btq_core::policy::NonStandardError::TxSize)
+    );
 }
 
 #[test]
@@ -357,6 +457,9 @@ fn networks_parse_and_params() {
     assert_eq!(main.subsidy(2_099_999).to_sat(), 500_000_000);
     assert_eq!(main.subsidy(2_100_000).to_sat(), 250_000_000);
     assert_eq!(main.subsidy(64 * 2_100_000).to_sat(), 0);
-    assert_eq!(Network::Regtest.params().subsidy(1500).to_sat(), 250_000_000);
+    assert_eq!(
+        Network::Regtest.params().subsidy(1500).to_sat(),
+        250_000_000
+    );
     assert_eq!(Network::Regtest.params().rpc_port, 18443);
 }

@@ -126,10 +126,15 @@ pub(crate) fn tx_json(tx: &Transaction, network: Network) -> Value {
                 "witness": i.witness.items().iter().map(|w| hex::encode(w)).collect::<Vec<_>>(),
                 "sequence": i.sequence,
             });
-            if tx.is_coinbase() {
-                v["coinbase"] = json!(true);
-            } else {
-                v["prevout"] = json!({"txid": i.previous_output.txid.to_string(), "vout": i.previous_output.vout});
+            if let Some(o) = v.as_object_mut() {
+                if tx.is_coinbase() {
+                    o.insert("coinbase".into(), json!(true));
+                } else {
+                    o.insert(
+                        "prevout".into(),
+                        json!({"txid": i.previous_output.txid.to_string(), "vout": i.previous_output.vout}),
+                    );
+                }
             }
             v
         })
@@ -167,7 +172,8 @@ pub(crate) fn tx(cmd: TxCommand) -> Result<()> {
     match cmd {
         TxCommand::Decode { net, hex } => {
             let bytes = read_hex_input(&hex)?;
-            let tx: Transaction = encoding::decode_from_slice(&bytes).context("invalid transaction")?;
+            let tx: Transaction =
+                encoding::decode_from_slice(&bytes).context("invalid transaction")?;
             print_json(&tx_json(&tx, net.network))
         }
     }
@@ -205,7 +211,13 @@ pub(crate) fn block(cmd: BlockCommand) -> Result<()> {
         }
         BlockCommand::Genesis { net } => {
             let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", hex::encode(&encoding::encode_to_vec(net.network.params().genesis_block())))?;
+            writeln!(
+                out,
+                "{}",
+                hex::encode(&encoding::encode_to_vec(
+                    net.network.params().genesis_block()
+                ))
+            )?;
             Ok(())
         }
     }
@@ -252,7 +264,9 @@ fn write_secret_file(path: &Path, kp: &Keypair) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path).with_context(|| format!("creating {}", path.display()))?;
+    let mut f = opts
+        .open(path)
+        .with_context(|| format!("creating {}", path.display()))?;
     let body = json!({
         "format": "btq-lithium-keypair-v1",
         "note": "ML-DSA-44 secret key (2560 B) followed by public key (1312 B), the node's CDilithiumKey layout",
@@ -268,7 +282,8 @@ pub(crate) fn read_key_file(path: &Path) -> Result<Keypair> {
     if meta.len() > 64 * 1024 {
         bail!("key file {} is larger than 64 KiB", path.display());
     }
-    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let hex_str = match serde_json::from_str::<Value>(&text) {
         Ok(v) => v
             .get("node_keypair_hex")
@@ -331,7 +346,12 @@ pub(crate) fn key(cmd: KeyCommand) -> Result<()> {
                 write_secret_file(path, &kp)?;
             }
             let mut v = key_json(&kp);
-            v["secret_written_to"] = json!(secret_out.map(|p| p.display().to_string()));
+            if let Some(o) = v.as_object_mut() {
+                o.insert(
+                    "secret_written_to".into(),
+                    json!(secret_out.map(|p| p.display().to_string())),
+                );
+            }
             print_json(&v)
         }
         KeyCommand::Show { key } => print_json(&key_json(&read_key_file(&key)?)),
