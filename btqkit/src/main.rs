@@ -8,6 +8,7 @@ mod cmd_core;
 
 use std::process::ExitCode;
 
+use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 /// btq-kit: pool, indexer and transaction tools for the BTQ network.
@@ -35,7 +36,28 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                ErrorKind::DisplayHelp
+                    | ErrorKind::DisplayVersion
+                    | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            let text = e.to_string();
+            let first = text.lines().next().unwrap_or("invalid arguments");
+            #[allow(clippy::print_stderr)]
+            {
+                eprintln!("{} (see --help)", first.trim_end());
+            }
+            return ExitCode::from(2);
+        }
+    };
     let result = match cli.command {
         Command::Tx(c) => cmd_core::tx(c),
         Command::Block(c) => cmd_core::block(c),
