@@ -764,9 +764,102 @@ mod tests {
         assert_eq!(faster.to_u256(), DIFF1_TARGET.to_u256().shr_bits(2));
         let slower = retarget(bits, t * 100, POW_LIMIT).to_target().unwrap();
         assert_eq!(slower.to_u256(), DIFF1_TARGET.to_u256().shl_bits(2));
+        // At BTQ's limit the node's 256-bit multiplication wraps even for an on-schedule window;
+        // the result is what the node computes, not the limit.
+        let at_limit = CompactTarget::from_consensus(0x207fffff);
+        let wrapped = at_limit
+            .to_target()
+            .unwrap()
+            .to_u256()
+            .wrapping_mul_u64(t.unsigned_abs());
+        let expected =
+            Target::from_u256(wrapped.div_rem(U256::from_u64(t.unsigned_abs())).unwrap().0);
+        assert_eq!(retarget(at_limit, t, POW_LIMIT), expected.to_compact());
+        assert_ne!(expected.to_compact(), at_limit);
+        // Mainnet's genesis bits (0x1f00ffff, about 2^240) wrap for every clamped timespan.
+        let main_genesis = CompactTarget::from_consensus(0x1f00ffff);
+        assert!(
+            main_genesis
+                .to_target()
+                .unwrap()
+                .to_u256()
+                .checked_mul_u64((t / 4).unsigned_abs())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn next_work_rules_per_network() {
+        use crate::params::Network;
+        let bits = CompactTarget::from_consensus(0x1d00ffff);
+        let regular = CompactTarget::from_consensus(0x1c00ffff);
+        let base = NextWorkInputs {
+            height: 5,
+            prev_bits: bits,
+            prev_time: 1_000_000,
+            new_time: 1_000_060,
+            window_first_time: None,
+            last_regular_bits: Some(regular),
+        };
+        // Mainnet: unchanged between retargets.
+        assert_eq!(next_work_required(Network::Bitcoin.params(), &base), bits);
+        // Testnet: more than 2 x 60 s after the previous block allows a minimum-difficulty block.
+        let late = NextWorkInputs {
+            new_time: 1_000_121,
+            ..base
+        };
         assert_eq!(
-            retarget(CompactTarget::from_consensus(0x207fffff), t, POW_LIMIT).to_consensus(),
+            next_work_required(Network::Testnet.params(), &late).to_consensus(),
             0x207fffff
+        );
+        // Otherwise the last regular block's bits apply.
+        assert_eq!(
+            next_work_required(Network::Testnet.params(), &base),
+            regular
+        );
+        // Regtest never retargets.
+        let boundary = NextWorkInputs {
+            height: RETARGET_INTERVAL,
+            window_first_time: Some(0),
+            ..base
+        };
+        assert_eq!(
+            next_work_required(Network::Regtest.params(), &boundary),
+            bits
+        );
+        // Mainnet at the boundary: twice as slow as planned doubles the target.
+        let slow = NextWorkInputs {
+            height: RETARGET_INTERVAL,
+            prev_time: 2 * TARGET_TIMESPAN_SECS,
+            window_first_time: Some(0),
+            ..base
+        };
+        let t = next_work_required(Network::Bitcoin.params(), &slow)
+            .to_target()
+            .unwrap();
+        assert_eq!(t.to_u256(), DIFF1_TARGET.to_u256().shl_bits(1));
+    }
+
+    #[test]
+    fn retarget_wraps_like_the_node() {
+        // A target near BTQ's limit times a 4x timespan overflows 256 bits in arith_uint256; the
+        // node keeps the wrapped value (then compares with the limit), and so do we.
+        let old = CompactTarget::from_consensus(0x2000ffff);
+        let t = i64::from(TARGET_TIMESPAN_SECS);
+        let wrapped = old
+            .to_target()
+            .unwrap()
+            .to_u256()
+            .wrapping_mul_u64(4 * t.unsigned_abs());
+        let expected = wrapped.div_rem(U256::from_u64(t.unsigned_abs())).unwrap().0;
+        let expected = if expected > POW_LIMIT.to_u256() {
+            POW_LIMIT.to_u256()
+        } else {
+            expected
+        };
+        assert_eq!(
+            retarget(old, 4 * t, POW_LIMIT),
+            Target::from_u256(expected).to_compact()
         );
     }
 }
