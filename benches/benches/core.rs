@@ -31,7 +31,7 @@ fn tx_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("consolidation_90_inputs");
     g.throughput(Throughput::Bytes(bytes.len() as u64));
     g.bench_function("decode", |b| {
-        b.iter(|| encoding::decode_from_slice::<Transaction>(black_box(&bytes)).unwrap())
+        b.iter(|| encoding::decode_from_slice::<Transaction>(black_box(&bytes)).unwrap());
     });
     g.bench_function("txid", |b| b.iter(|| black_box(&tx).txid()));
     g.bench_function("wtxid", |b| b.iter(|| black_box(&tx).wtxid()));
@@ -59,7 +59,7 @@ fn mldsa_benches(c: &mut Criterion) {
     let sig = kp.sign(&msg);
     let mut g = c.benchmark_group("ml_dsa_44");
     g.bench_function("keygen_from_seed", |b| {
-        b.iter(|| Keypair::from_seed(black_box(&[7u8; 32])))
+        b.iter(|| Keypair::from_seed(black_box(&[7u8; 32])));
     });
     // Signing time depends on the message (rejection sampling): average over many messages.
     let mut n = 0u64;
@@ -85,7 +85,7 @@ fn mldsa_benches(c: &mut Criterion) {
                 kp.public_key().as_bytes(),
                 black_box(&msg),
                 sig.as_bytes()
-            ))
+            ));
         });
     });
     g.throughput(Throughput::Elements(90));
@@ -105,10 +105,10 @@ fn header_benches(c: &mut Criterion) {
     let mut g = c.benchmark_group("header");
     g.throughput(Throughput::Elements(1));
     g.bench_function("sha256d_80_bytes", |b| {
-        b.iter(|| btq_core::hash::sha256d(black_box(&bytes)))
+        b.iter(|| btq_core::hash::sha256d(black_box(&bytes)));
     });
     g.bench_function("block_hash_from_header", |b| {
-        b.iter(|| black_box(&header).block_hash())
+        b.iter(|| black_box(&header).block_hash());
     });
     g.finish();
 }
