@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod cmd_core;
+mod demo;
+mod pool;
 
 use std::process::ExitCode;
 
@@ -21,6 +23,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Runs a whole pool on embedded defaults: an in-process regtest chain, the Stratum server
+    /// on loopback and built-in CPU miners speaking Stratum over TCP.
+    Demo(demo::DemoArgs),
+    /// Runs the pool against real BTQ nodes.
+    #[command(subcommand)]
+    Pool(pool::PoolCommand),
     /// Transaction tools.
     #[command(subcommand)]
     Tx(cmd_core::TxCommand),
@@ -59,6 +67,8 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
+        Command::Demo(a) => demo::run(a),
+        Command::Pool(c) => pool::run(c),
         Command::Tx(c) => cmd_core::tx(c),
         Command::Block(c) => cmd_core::block(c),
         Command::Address(c) => cmd_core::address(c),
