@@ -6,6 +6,7 @@
 
 mod cmd_core;
 mod demo;
+mod payout;
 mod pool;
 
 use std::process::ExitCode;
@@ -29,6 +30,11 @@ enum Command {
     /// Runs the pool against real BTQ nodes.
     #[command(subcommand)]
     Pool(pool::PoolCommand),
+    /// Consolidates the pool's mature P2WPKH-Lithium UTXOs (from `listunspent` JSON) into
+    /// standard transactions, signed; writes one transaction hex per line.
+    Consolidate(payout::ConsolidateArgs),
+    /// Pays a balances file from the pool's UTXOs in batched, signed transactions.
+    Payout(payout::PayoutArgs),
     /// Transaction tools.
     #[command(subcommand)]
     Tx(cmd_core::TxCommand),
@@ -69,6 +75,8 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Demo(a) => demo::run(a),
         Command::Pool(c) => pool::run(c),
+        Command::Consolidate(a) => payout::consolidate(a),
+        Command::Payout(a) => payout::payout(a),
         Command::Tx(c) => cmd_core::tx(c),
         Command::Block(c) => cmd_core::block(c),
         Command::Address(c) => cmd_core::address(c),
