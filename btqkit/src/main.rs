@@ -6,6 +6,7 @@
 
 mod cmd_core;
 mod demo;
+mod index;
 mod payout;
 mod pool;
 
@@ -35,6 +36,9 @@ enum Command {
     Consolidate(payout::ConsolidateArgs),
     /// Pays a balances file from the pool's UTXOs in batched, signed transactions.
     Payout(payout::PayoutArgs),
+    /// The explorer's indexer: follow a node, serve the HTTP API.
+    #[command(subcommand)]
+    Index(index::IndexCommand),
     /// Transaction tools.
     #[command(subcommand)]
     Tx(cmd_core::TxCommand),
@@ -77,6 +81,7 @@ fn main() -> ExitCode {
         Command::Pool(c) => pool::run(c),
         Command::Consolidate(a) => payout::consolidate(a),
         Command::Payout(a) => payout::payout(a),
+        Command::Index(c) => index::run(c),
         Command::Tx(c) => cmd_core::tx(c),
         Command::Block(c) => cmd_core::block(c),
         Command::Address(c) => cmd_core::address(c),

@@ -1,0 +1,197 @@
+//! The embedded store: redb (copy-on-write B-trees, ACID, one writer, MVCC snapshot readers).
+
+use std::path::Path;
+
+use redb::{
+    Database, Durability, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+};
+
+use crate::changeset::ChangeSet;
+use crate::schema::{TIP_KEY, Table, decode_tip};
+use crate::store::{Store, check_parent};
+use crate::view::{Direction, KeyValues, ReadView, StoreError};
+
+type BytesTable<'t> = redb::Table<'t, &'static [u8], &'static [u8]>;
+type RangeItem<'a> = Result<
+    (
+        redb::AccessGuard<'a, &'static [u8]>,
+        redb::AccessGuard<'a, &'static [u8]>,
+    ),
+    redb::StorageError,
+>;
+
+const fn def(t: Table) -> TableDefinition<'static, &'static [u8], &'static [u8]> {
+    TableDefinition::new(t.name())
+}
+
+fn err(op: &'static str) -> impl FnOnce(redb::Error) -> StoreError {
+    move |e| StoreError::backend("redb", op, e)
+}
+
+fn e<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |x| err(op)(x.into())
+}
+
+/// A redb database file holding the index.
+///
+/// Each commit is one redb write transaction containing every row and the tip; with the
+/// default durability it is fsynced before `commit` returns, so a crash leaves the last
+/// committed tip. Snapshots are redb read transactions: they never block and never see a
+/// partial commit.
+#[derive(Debug)]
+pub struct RedbStore {
+    db: Database,
+    durable: bool,
+}
+
+impl RedbStore {
+    /// Opens (or creates) the database at `path`.
+    ///
+    /// # Errors
+    /// A redb failure (file locked by another process, corrupt file, I/O).
+    pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let db = Database::create(path).map_err(e("open"))?;
+        let s = Self { db, durable: true };
+        s.create_tables()?;
+        Ok(s)
+    }
+
+    /// Chooses whether commits are fsynced before returning (default `true`). With `false`
+    /// commits are still atomic, but the last ones may be lost in a power failure (the store
+    /// then restarts from an older tip; it is never half-applied).
+    pub fn set_durable(&mut self, durable: bool) {
+        self.durable = durable;
+    }
+
+    fn create_tables(&self) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(e("begin_write"))?;
+        for t in Table::ALL {
+            w.open_table(def(t)).map_err(e("open_table"))?;
+        }
+        w.commit().map_err(e("commit"))
+    }
+}
+
+/// A snapshot of a [`RedbStore`].
+pub struct RedbSnapshot(ReadTransaction);
+
+impl core::fmt::Debug for RedbSnapshot {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("RedbSnapshot")
+    }
+}
+
+impl ReadView for RedbSnapshot {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(e("open_table"))?;
+        Ok(t.get(key).map_err(e("get"))?.map(|v| v.value().to_vec()))
+    }
+
+    fn scan(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: Option<&[u8]>,
+        dir: Direction,
+        limit: usize,
+    ) -> Result<KeyValues, StoreError> {
+        if end.is_some_and(|x| x <= start) || limit == 0 {
+            return Ok(Vec::new());
+        }
+        let t = self.0.open_table(def(table)).map_err(e("open_table"))?;
+        let r = match end {
+            Some(end) => t.range::<&[u8]>(start..end),
+            None => t.range::<&[u8]>(start..),
+        }
+        .map_err(e("range"))?;
+        let mut out = Vec::new();
+        let mut push = |item: RangeItem<'_>| {
+            let (k, v) = item.map_err(e("range"))?;
+            out.push((k.value().to_vec(), v.value().to_vec()));
+            Ok::<_, StoreError>(())
+        };
+        match dir {
+            Direction::Forward => {
+                for item in r.take(limit) {
+                    push(item)?;
+                }
+            }
+            Direction::Reverse => {
+                for item in r.rev().take(limit) {
+                    push(item)?;
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+impl Store for RedbStore {
+    type Snapshot<'a> = RedbSnapshot;
+
+    fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
+        Ok(RedbSnapshot(self.db.begin_read().map_err(e("begin_read"))?))
+    }
+
+    fn commit(&self, changeset: &ChangeSet) -> Result<(), StoreError> {
+        let mut w = self.db.begin_write().map_err(e("begin_write"))?;
+        w.set_durability(if self.durable {
+            Durability::Immediate
+        } else {
+            Durability::Eventual
+        });
+        {
+            let meta = w.open_table(def(Table::Meta)).map_err(e("open_table"))?;
+            let found = match meta.get(TIP_KEY).map_err(e("get"))? {
+                Some(v) => Some(decode_tip(v.value())?.block),
+                None => None,
+            };
+            check_parent(found, changeset)?;
+        }
+        let mut current: Option<(Table, BytesTable<'_>)> = None;
+        for (t, k, v) in changeset.rows() {
+            if current.as_ref().is_none_or(|(ct, _)| *ct != t) {
+                drop(current.take());
+                current = Some((t, w.open_table(def(t)).map_err(e("open_table"))?));
+            }
+            if let Some((_, table)) = current.as_mut() {
+                match v {
+                    Some(v) => {
+                        table.insert(k, v).map_err(e("insert"))?;
+                    }
+                    None => {
+                        table.remove(k).map_err(e("remove"))?;
+                    }
+                }
+            }
+        }
+        drop(current);
+        w.commit().map_err(e("commit"))
+    }
+
+    fn clear(&self) -> Result<(), StoreError> {
+        let w = self.db.begin_write().map_err(e("begin_write"))?;
+        for t in Table::ALL {
+            w.delete_table(def(t)).map_err(e("delete_table"))?;
+            w.open_table(def(t)).map_err(e("open_table"))?;
+        }
+        w.commit().map_err(e("commit"))
+    }
+}
+
+impl RedbStore {
+    /// Returns the number of rows per table (diagnostics).
+    ///
+    /// # Errors
+    /// A redb failure.
+    pub fn table_sizes(&self) -> Result<Vec<(Table, u64)>, StoreError> {
+        let r = self.db.begin_read().map_err(e("begin_read"))?;
+        Table::ALL
+            .into_iter()
+            .map(|t| {
+                let tb = r.open_table(def(t)).map_err(e("open_table"))?;
+                Ok((t, tb.len().map_err(e("len"))?))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,384 @@
+//! Following the node's chain without doing I/O: the query/resolve state machine.
+
+use btq_core::block::Block;
+use btq_core::hash::BlockHash;
+use thiserror::Error;
+
+use crate::changeset::ChangeSet;
+use crate::indexer::{IndexError, Indexer, read_tip};
+use crate::schema::{BlockRecord, Table, height_key};
+use crate::view::{ReadView, StoreError};
+
+/// What [`ChainSync`] needs to know from the node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncQuery {
+    /// The node's best height and hash (`getblockchaininfo`).
+    NodeTip,
+    /// The hash of the node's block at a height (`getblockhash`); `None` if above its tip.
+    BlockHashAt(u32),
+    /// A block's bytes (`getblock <hash> 0`).
+    Block {
+        /// Its height.
+        height: u32,
+        /// Its hash.
+        hash: BlockHash,
+    },
+}
+
+/// The driver's answer to a [`SyncQuery`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SyncAnswer {
+    /// Answers [`SyncQuery::NodeTip`].
+    NodeTip {
+        /// Best height.
+        height: u32,
+        /// Best hash.
+        hash: BlockHash,
+    },
+    /// Answers [`SyncQuery::BlockHashAt`].
+    BlockHashAt {
+        /// The height asked.
+        height: u32,
+        /// The node's hash there, `None` above its tip.
+        hash: Option<BlockHash>,
+    },
+    /// Answers [`SyncQuery::Block`].
+    Block(Box<Block>),
+}
+
+/// What the driver must do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+#[must_use]
+pub enum SyncStep {
+    /// Ask the node and pass the answer to [`ChainSync::resolve`].
+    Query(SyncQuery),
+    /// Commit (or stage) this changeset applying the next block.
+    Apply {
+        /// The changeset.
+        changeset: ChangeSet,
+        /// Transactions in the block.
+        tx_count: usize,
+        /// Serialized size of the block.
+        size: usize,
+    },
+    /// Commit (or stage) this changeset undoing the tip block (a reorg).
+    Undo(ChangeSet),
+    /// The index equals the node's chain; poll again later.
+    CaughtUp,
+}
+
+/// An error following the node.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SyncError {
+    /// The fork point is deeper than the undo data kept.
+    #[error(
+        "reorg deeper than the limit: at least {depth_at_least} blocks to undo, limit {limit}; \
+         resync from the fork point (clear the index and reindex)"
+    )]
+    ReorgTooDeep {
+        /// Blocks that would have to be undone, at least.
+        depth_at_least: u32,
+        /// The configured limit.
+        limit: u32,
+    },
+    /// The undo record needed to reach the fork point is gone (pruned on a branch that a
+    /// previous reorg to a lower tip abandoned); resync from the fork point.
+    #[error("no undo data for height {height}: resync from the fork point (clear and reindex)")]
+    UndoUnavailable {
+        /// The height whose undo record is missing.
+        height: u32,
+    },
+    /// The node sent a block other than the one asked for, or one whose transactions do not
+    /// match its merkle root.
+    #[error("node sent a bad block at height {height}: {reason}")]
+    BadBlock {
+        /// The height.
+        height: u32,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The answer does not match the pending query.
+    #[error("answer does not match the pending query")]
+    UnexpectedAnswer,
+    /// Applying or undoing failed.
+    #[error(transparent)]
+    Index(#[from] IndexError),
+}
+
+impl From<StoreError> for SyncError {
+    fn from(e: StoreError) -> Self {
+        Self::Index(IndexError::Store(e))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum State {
+    Start,
+    AwaitNodeTip,
+    Plan,
+    Fetch(u32),
+    AwaitHash(u32),
+    AwaitBlock {
+        height: u32,
+        hash: BlockHash,
+    },
+    GotBlock {
+        height: u32,
+        block: Box<Block>,
+    },
+    ForkCheck(u32),
+    AwaitFork {
+        height: u32,
+        ours: Option<BlockHash>,
+    },
+    /// Undo down to the fork height (`None`: below genesis, undo everything).
+    Undoing(Option<u32>),
+}
+
+/// Follows the node's chain: asks for hashes and blocks, detects reorgs, finds the fork point
+/// and emits undo then apply changesets.
+///
+/// Call order: `poll(view)` with a view of the current (committed or staged) state; on
+/// [`SyncStep::Query`] call `resolve` with the answer; on `Apply`/`Undo` commit or stage the
+/// changeset and pass a view including it to the next `poll`; on `CaughtUp` wait, then poll
+/// again (it asks for the node's tip anew).
+///
+/// ```
+/// use btq_index::{ChainSync, Indexer, MemoryStore, Store, SyncAnswer, SyncQuery, SyncStep};
+/// use btq_core::params::Network;
+/// let genesis = Network::Regtest.params().genesis_block().clone();
+/// let store = MemoryStore::new();
+/// let mut sync = ChainSync::new(Indexer::default());
+/// loop {
+///     let step = sync.poll(&store.snapshot()?)?;
+///     match step {
+///         SyncStep::Query(SyncQuery::NodeTip) => sync.resolve(SyncAnswer::NodeTip {
+///             height: 0,
+///             hash: genesis.block_hash(),
+///         })?,
+///         SyncStep::Query(SyncQuery::BlockHashAt(h)) => sync.resolve(SyncAnswer::BlockHashAt {
+///             height: h,
+///             hash: (h == 0).then(|| genesis.block_hash()),
+///         })?,
+///         SyncStep::Query(SyncQuery::Block { .. }) => {
+///             sync.resolve(SyncAnswer::Block(Box::new(genesis.clone())))?
+///         }
+///         SyncStep::Apply { changeset, .. } | SyncStep::Undo(changeset) => {
+///             store.commit(&changeset)?
+///         }
+///         SyncStep::CaughtUp => break,
+///         _ => unreachable!(),
+///     }
+/// }
+/// # Ok::<_, Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone)]
+pub struct ChainSync {
+    indexer: Indexer,
+    state: State,
+    node_tip: Option<(u32, BlockHash)>,
+}
+
+impl ChainSync {
+    /// Creates the state machine.
+    pub const fn new(indexer: Indexer) -> Self {
+        Self {
+            indexer,
+            state: State::Start,
+            node_tip: None,
+        }
+    }
+
+    /// Returns the indexer.
+    pub const fn indexer(&self) -> &Indexer {
+        &self.indexer
+    }
+
+    /// Returns the node's tip height last reported.
+    pub fn node_height(&self) -> Option<u32> {
+        self.node_tip.map(|t| t.0)
+    }
+
+    /// Forgets any pending work (after the driver cleared or replaced the store).
+    pub fn reset(&mut self) {
+        self.state = State::Start;
+    }
+
+    fn limit(&self) -> u32 {
+        self.indexer.config().reorg_depth_limit
+    }
+
+    fn check_depth(&self, tip_height: u32, fork: Option<u32>) -> Result<(), SyncError> {
+        let depth = match fork {
+            Some(f) => tip_height.saturating_sub(f),
+            None => tip_height.saturating_add(1),
+        };
+        if depth > self.limit() {
+            Err(SyncError::ReorgTooDeep {
+                depth_at_least: depth,
+                limit: self.limit(),
+            })
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Returns the next step for the state in `view`.
+    ///
+    /// # Errors
+    /// A reorg deeper than the limit, a bad block from the node, or an index/store failure.
+    pub fn poll(&mut self, view: &(impl ReadView + ?Sized)) -> Result<SyncStep, SyncError> {
+        loop {
+            match core::mem::replace(&mut self.state, State::Start) {
+                State::Start | State::AwaitNodeTip => {
+                    self.state = State::AwaitNodeTip;
+                    return Ok(SyncStep::Query(SyncQuery::NodeTip));
+                }
+                State::Plan => {
+                    let (nh, nhash) = self.node_tip.ok_or(SyncError::UnexpectedAnswer)?;
+                    match read_tip(view)? {
+                        None => self.state = State::Fetch(0),
+                        Some(t) if t.block.height < nh => {
+                            self.state = State::Fetch(t.block.height.saturating_add(1));
+                        }
+                        Some(t) if t.block.height == nh && t.block.hash == nhash => {
+                            self.state = State::Start;
+                            return Ok(SyncStep::CaughtUp);
+                        }
+                        Some(t) => {
+                            let k = t.block.height.min(nh);
+                            self.check_depth(t.block.height, Some(k))?;
+                            self.state = State::ForkCheck(k);
+                        }
+                    }
+                }
+                State::Fetch(n) | State::AwaitHash(n) => {
+                    self.state = State::AwaitHash(n);
+                    return Ok(SyncStep::Query(SyncQuery::BlockHashAt(n)));
+                }
+                State::AwaitBlock { height, hash } => {
+                    self.state = State::AwaitBlock { height, hash };
+                    return Ok(SyncStep::Query(SyncQuery::Block { height, hash }));
+                }
+                State::GotBlock { height, block } => {
+                    let ours = read_tip(view)?;
+                    let expected = ours.map_or(0, |t| t.block.height.saturating_add(1));
+                    if expected != height {
+                        self.state = State::Plan;
+                        continue;
+                    }
+                    if let Some(t) = ours {
+                        if block.header.prev_blockhash != t.block.hash {
+                            self.check_depth(t.block.height, Some(t.block.height))?;
+                            self.state = State::ForkCheck(t.block.height);
+                            continue;
+                        }
+                    }
+                    let changeset = self.indexer.apply_block(view, &block)?;
+                    let more = self.node_tip.is_some_and(|(nh, _)| height < nh);
+                    self.state = if more {
+                        State::Fetch(height.saturating_add(1))
+                    } else {
+                        State::Start
+                    };
+                    return Ok(SyncStep::Apply {
+                        changeset,
+                        tx_count: block.txdata.len(),
+                        size: block.total_size(),
+                    });
+                }
+                State::ForkCheck(k) | State::AwaitFork { height: k, .. } => {
+                    if let Some(t) = read_tip(view)? {
+                        self.check_depth(t.block.height, Some(k))?;
+                    }
+                    let ours = view
+                        .get(Table::Headers, &height_key(k))?
+                        .map(|b| BlockRecord::decode(&b).map(|r| r.hash))
+                        .transpose()
+                        .map_err(|e| SyncError::from(StoreError::Corrupt(e)))?;
+                    self.state = State::AwaitFork { height: k, ours };
+                    return Ok(SyncStep::Query(SyncQuery::BlockHashAt(k)));
+                }
+                State::Undoing(fork) => {
+                    let ours = read_tip(view)?;
+                    let above = match (ours, fork) {
+                        (Some(t), Some(f)) => t.block.height > f,
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    if above {
+                        if let Some(t) = ours {
+                            self.check_depth(t.block.height, fork)?;
+                        }
+                        self.state = State::Undoing(fork);
+                        return match self.indexer.undo_tip(view) {
+                            Ok(cs) => Ok(SyncStep::Undo(cs)),
+                            Err(IndexError::NoUndoData { height }) => {
+                                Err(SyncError::UndoUnavailable { height })
+                            }
+                            Err(e) => Err(e.into()),
+                        };
+                    }
+                    self.state = State::Plan;
+                }
+            }
+        }
+    }
+
+    /// Passes the node's answer to the pending query.
+    ///
+    /// # Errors
+    /// [`SyncError::UnexpectedAnswer`] if it answers another query; [`SyncError::BadBlock`] for
+    /// a block that is not the one asked for; [`SyncError::ReorgTooDeep`] when the fork search
+    /// passes the depth limit.
+    pub fn resolve(&mut self, answer: SyncAnswer) -> Result<(), SyncError> {
+        let state = core::mem::replace(&mut self.state, State::Start);
+        match (state, answer) {
+            (State::AwaitNodeTip, SyncAnswer::NodeTip { height, hash }) => {
+                self.node_tip = Some((height, hash));
+                self.state = State::Plan;
+            }
+            (State::AwaitHash(n), SyncAnswer::BlockHashAt { height, hash }) if n == height => {
+                self.state = match hash {
+                    Some(hash) => State::AwaitBlock { height, hash },
+                    None => State::Start,
+                };
+            }
+            (State::AwaitBlock { height, hash }, SyncAnswer::Block(block)) => {
+                if block.block_hash() != hash {
+                    return Err(SyncError::BadBlock {
+                        height,
+                        reason: "hash differs from the one asked for",
+                    });
+                }
+                if !block.check_merkle_root() {
+                    return Err(SyncError::BadBlock {
+                        height,
+                        reason: "transactions do not match the merkle root",
+                    });
+                }
+                self.state = State::GotBlock { height, block };
+            }
+            (State::AwaitFork { height: k, ours }, SyncAnswer::BlockHashAt { height, hash })
+                if k == height =>
+            {
+                if ours.is_some() && hash == ours {
+                    self.state = State::Undoing(Some(k));
+                } else if let Some(prev) = k.checked_sub(1) {
+                    self.state = State::ForkCheck(prev);
+                } else {
+                    self.state = State::Undoing(None);
+                }
+            }
+            (state, _) => {
+                self.state = state;
+                return Err(SyncError::UnexpectedAnswer);
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! Crash safety: a real sync process is killed with SIGKILL at random points (25 times) and
+//! restarted; after every kill the store holds exactly the state of a fresh index at its tip,
+//! and at the end it equals a fresh index of the whole chain (checksum of all tables).
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::cast_possible_truncation,
+    clippy::double_ended_iterator_last,
+    reason = "test code"
+)]
+#![cfg(all(unix, feature = "backend-redb"))]
+mod common;
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use btq_index::driver::DirSource;
+use btq_index::testkit::Rng;
+use btq_index::{Indexer, MemoryStore, RedbStore, Store, query};
+
+fn fresh_default(blocks: &[btq_core::block::Block]) -> [u8; 32] {
+    let store = MemoryStore::new();
+    let ix = Indexer::default();
+    for b in blocks {
+        let cs = ix.apply_block(&store.snapshot().unwrap(), b).unwrap();
+        store.commit(&cs).unwrap();
+    }
+    common::checksum(&store)
+}
+
+#[test]
+fn sigkill_at_random_points_then_restart_equals_fresh_index() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks_dir = dir.path().join("blocks");
+    std::fs::create_dir(&blocks_dir).unwrap();
+    let chain = common::chain(42, 300, 25);
+    for (h, b) in chain.blocks().iter().enumerate() {
+        std::fs::write(
+            DirSource::path_of(&blocks_dir, h as u32),
+            btq_core::encoding::encode_to_vec(b),
+        )
+        .unwrap();
+    }
+    let db = dir.path().join("index.redb");
+    let bin = env!("CARGO_BIN_EXE_btq-index-dirsync");
+    let mut rng = Rng::new(0xC0FFEE);
+    let mut kills = 0;
+    let mut last_tip: i64 = -1;
+    let started = Instant::now();
+    while kills < 25 {
+        let batch = 1 + rng.below(4);
+        let mut child = Command::new(bin)
+            .args([
+                blocks_dir.to_str().unwrap(),
+                db.to_str().unwrap(),
+                &batch.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 + rng.below(400)));
+        if child.try_wait().unwrap().is_some() {
+            // Finished before the kill: the chain is fully indexed; start over on a new file
+            // only if we still need kills, so that every kill lands mid-sync.
+            let tip = tip_of(&db);
+            assert_eq!(tip, 299);
+            check_store(&db, &chain);
+            std::fs::remove_file(&db).unwrap();
+            last_tip = -1;
+            continue;
+        }
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        kills += 1;
+        let tip = tip_of(&db);
+        assert!(tip >= last_tip, "tip went backwards: {tip} < {last_tip}");
+        last_tip = tip;
+        eprintln!("kill {kills}: batch {batch}, committed tip {tip}");
+        check_store(&db, &chain);
+        assert!(
+            started.elapsed() < Duration::from_secs(240),
+            "crash test too slow"
+        );
+    }
+    let out = Command::new(bin)
+        .args([blocks_dir.to_str().unwrap(), db.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(tip_of(&db), 299);
+    let store = RedbStore::open(&db).unwrap();
+    assert_eq!(common::checksum(&store), fresh_default(chain.blocks()));
+    common::assert_matches_model(&store.snapshot().unwrap(), chain.blocks());
+}
+
+fn tip_of(db: &std::path::Path) -> i64 {
+    if !db.exists() {
+        return -1;
+    }
+    let store = RedbStore::open(db).unwrap();
+    query::tip(&store.snapshot().unwrap())
+        .unwrap()
+        .map_or(-1, |t| i64::from(t.block.height))
+}
+
+/// The store after a kill equals a fresh index of the chain up to its tip.
+fn check_store(db: &std::path::Path, chain: &btq_index::testkit::ChainBuilder) {
+    if !db.exists() {
+        return;
+    }
+    let store = RedbStore::open(db).unwrap();
+    let tip = query::tip(&store.snapshot().unwrap()).unwrap();
+    let n = tip.map_or(0, |t| t.block.height as usize + 1);
+    assert_eq!(
+        common::checksum(&store),
+        fresh_default(&chain.blocks()[..n]),
+        "after kill at tip {tip:?}"
+    );
+}

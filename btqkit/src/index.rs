@@ -1,0 +1,234 @@
+//! `btqkit index`: follow the node into an index (`sync`) and serve it over HTTP (`serve`).
+//!
+//! Needs `btq-index = { workspace = true, features = ["runtime-tokio", "backend-postgres"] }`
+//! and `tokio.workspace = true` in btqkit's dependencies.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use btq_core::params::Network;
+use btq_index::driver::{BlockSource, DirSource, Progress, SyncOptions, Syncer};
+use btq_index::rpc::{RpcAuth, RpcClient};
+use btq_index::{ChainSync, Config, Indexer, Pool, PostgresStore, RedbStore, Store};
+use clap::{Args, Subcommand};
+
+/// The indexer.
+#[derive(Debug, Subcommand)]
+pub(crate) enum IndexCommand {
+    /// Follow the node (or a directory of block files) into the index; handles reorgs and
+    /// resumes after a crash.
+    Sync(SyncArgs),
+    /// Serve the index as an Esplora-style HTTP JSON API.
+    Serve(ServeArgs),
+}
+
+/// Where the index lives.
+#[derive(Debug, Args)]
+pub(crate) struct DbArgs {
+    /// redb database file (created if missing).
+    #[arg(long, required_unless_present = "postgres")]
+    db: Option<PathBuf>,
+    /// PostgreSQL connection string instead of --db (e.g. "host=127.0.0.1 user=btq").
+    #[arg(long, conflicts_with = "db")]
+    postgres: Option<String>,
+    /// PostgreSQL schema holding the tables.
+    #[arg(long, default_value = "btq_index")]
+    schema: String,
+}
+
+/// `btqkit index sync`.
+#[derive(Debug, Args)]
+pub(crate) struct SyncArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Node RPC URL, e.g. http://127.0.0.1:18443.
+    #[arg(long, required_unless_present = "from_dir")]
+    rpc: Option<String>,
+    /// The node's .cookie file.
+    #[arg(long, conflicts_with_all = ["user", "password"])]
+    cookie: Option<PathBuf>,
+    /// RPC user.
+    #[arg(long, requires = "password")]
+    user: Option<String>,
+    /// RPC password.
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// Index block files `<height>.blk` from this directory instead of the node.
+    #[arg(long, conflicts_with = "rpc")]
+    from_dir: Option<PathBuf>,
+    /// Sync to the node's tip and exit.
+    #[arg(long)]
+    once: bool,
+    /// Seconds between polls of the node once caught up.
+    #[arg(long, default_value_t = 5)]
+    poll_secs: u64,
+    /// Reorg depth limit (blocks of undo data kept).
+    #[arg(long, default_value_t = btq_index::DEFAULT_REORG_DEPTH_LIMIT)]
+    reorg_limit: u32,
+    /// On a reorg deeper than the limit, clear the index and resync instead of stopping.
+    #[arg(long)]
+    resync_on_deep_reorg: bool,
+    /// Pool list (JSON array of {"name", "tags": [..], "payout_scripts": [hex..]}).
+    #[arg(long)]
+    pools: Option<PathBuf>,
+    /// Blocks per commit during initial sync.
+    #[arg(long, default_value_t = 1000)]
+    batch: u32,
+}
+
+/// `btqkit index serve`.
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:3002")]
+    listen: String,
+    /// Network whose address strings are accepted and rendered.
+    #[arg(long, default_value = "main")]
+    network: String,
+}
+
+/// Runs an `index` subcommand.
+///
+/// # Errors
+/// Any failure, with context, for the one-line error the binary prints.
+pub(crate) fn run(cmd: IndexCommand) -> anyhow::Result<()> {
+    match cmd {
+        IndexCommand::Sync(a) => sync(a),
+        IndexCommand::Serve(a) => serve(a),
+    }
+}
+
+fn sync(a: SyncArgs) -> anyhow::Result<()> {
+    let pools: Vec<Pool> = match &a.pools {
+        Some(p) => serde_json::from_slice(
+            &std::fs::read(p).with_context(|| format!("reading {}", p.display()))?,
+        )
+        .with_context(|| format!("parsing pool list {}", p.display()))?,
+        None => Vec::new(),
+    };
+    let indexer = Indexer::new(Config {
+        reorg_depth_limit: a.reorg_limit,
+        pools,
+        ..Config::default()
+    })?;
+    match (&a.db.db, &a.db.postgres) {
+        (Some(path), _) => {
+            let store =
+                RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+            sync_with(&store, indexer, &a)
+        }
+        (None, Some(url)) => {
+            let store =
+                PostgresStore::connect(url, &a.db.schema).context("connecting to PostgreSQL")?;
+            sync_with(&store, indexer, &a)
+        }
+        (None, None) => bail!("give --db or --postgres"),
+    }
+}
+
+fn sync_with<S: Store>(store: &S, indexer: Indexer, a: &SyncArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &a.from_dir {
+        return follow(store, DirSource::new(dir), indexer, a);
+    }
+    let Some(url) = &a.rpc else {
+        bail!("give --rpc or --from-dir");
+    };
+    let auth = match (&a.cookie, &a.user, &a.password) {
+        (Some(c), _, _) => RpcAuth::Cookie(c.clone()),
+        (None, Some(user), Some(password)) => RpcAuth::UserPass {
+            user: user.clone(),
+            password: password.clone(),
+        },
+        _ => RpcAuth::None,
+    };
+    let client = RpcClient::new(url, auth, Duration::from_secs(60))?;
+    follow(store, client, indexer, a)
+}
+
+#[allow(clippy::print_stderr, reason = "progress goes to stderr")]
+fn follow<S: Store, B: BlockSource>(
+    store: &S,
+    source: B,
+    indexer: Indexer,
+    a: &SyncArgs,
+) -> anyhow::Result<()> {
+    let opts = SyncOptions {
+        batch_blocks: a.batch.max(1),
+        resync_on_deep_reorg: a.resync_on_deep_reorg,
+        ..SyncOptions::default()
+    };
+    let mut syncer = Syncer::new(store, source, ChainSync::new(indexer), opts);
+    let mut last = Instant::now();
+    let mut report = |p: &Progress| {
+        if last.elapsed() >= Duration::from_secs(2) {
+            eprintln!("{p}");
+            last = Instant::now();
+        }
+    };
+    loop {
+        let tip = syncer.sync_to_tip(&mut report).context("sync")?;
+        let p = syncer.progress();
+        eprintln!(
+            "synced to {}: {} blocks, {} txs, {} undone in {:.1}s ({:.0} tx/s)",
+            tip.map_or_else(
+                || "empty".to_owned(),
+                |t| format!("{} {}", t.height, t.hash)
+            ),
+            p.blocks,
+            p.txs,
+            p.undone,
+            p.elapsed.as_secs_f64(),
+            p.tx_per_sec()
+        );
+        if a.once {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_secs(a.poll_secs.max(1)));
+    }
+}
+
+fn serve(a: ServeArgs) -> anyhow::Result<()> {
+    let network: Network = a
+        .network
+        .parse()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("--network")?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    match (&a.db.db, &a.db.postgres) {
+        (Some(path), _) => {
+            let store =
+                RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+            rt.block_on(serve_with(Arc::new(store), network, &a.listen))
+        }
+        (None, Some(url)) => {
+            let store =
+                PostgresStore::connect(url, &a.db.schema).context("connecting to PostgreSQL")?;
+            rt.block_on(serve_with(Arc::new(store), network, &a.listen))
+        }
+        (None, None) => bail!("give --db or --postgres"),
+    }
+}
+
+#[allow(clippy::print_stderr, reason = "startup line goes to stderr")]
+async fn serve_with<S: Store + 'static>(
+    store: Arc<S>,
+    network: Network,
+    listen: &str,
+) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("listening on {listen}"))?;
+    eprintln!("serving on http://{}", listener.local_addr()?);
+    let router = btq_index::http::router(store, network);
+    btq_index::http::serve(listener, router, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
