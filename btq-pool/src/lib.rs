@@ -11,7 +11,10 @@
 //!
 //! ## Features
 //! - `runtime-tokio` (off by default): `rpc::RpcClient`, the JSON-RPC node client (reqwest),
-//!   cookie or user/password auth, long polling.
+//!   cookie or user/password auth, long polling; `service::run_pool`, the whole pool (Stratum
+//!   server, templates to jobs, share validation, block submission with failover, Prometheus
+//!   `/metrics`) used by `btqkit pool run` and `btqkit demo`; `miner::CpuMiner`, a built-in
+//!   Stratum CPU miner for the demo and the end-to-end tests.
 //!
 //! ## Resource limits
 //! - Template JSON ≤ [`template::MAX_TEMPLATE_JSON_LEN`] bytes, ≤ [`template::MAX_TEMPLATE_TXS`]
@@ -68,9 +71,13 @@
 mod block;
 mod chain;
 mod job;
+#[cfg(feature = "runtime-tokio")]
+pub mod miner;
 mod node;
 #[cfg(feature = "runtime-tokio")]
 pub mod rpc;
+#[cfg(feature = "runtime-tokio")]
+pub mod service;
 mod share;
 pub mod template;
 
