@@ -2,7 +2,7 @@
 //!
 //! Inputs are P2WPKH-Lithium spends: BIP143 sighash with the Lithium scriptCode
 //! (`76a914<h160>88bb`), ML-DSA-44 signatures over the 32-byte sighash with the empty context,
-//! witness `[sig‖0x01, pk]` (btq-core's [`sign_transaction`], byte-identical with the node's
+//! witness `[sig‖0x01, pk]` (btq-core's [`sign_transaction`](btq_core::signer::sign_transaction), byte-identical with the node's
 //! vectors). With the `parallel` feature, transactions and their inputs are signed on all
 //! cores. With `fast-signer`, signatures come from PQClean's AVX2 ML-DSA-44 (hedged, randomized;
 //! the node accepts it) instead of the deterministic pure-Rust signer.
