@@ -36,8 +36,7 @@ use crate::block::{SubmitOutcome, assemble_block, check_block};
 use crate::job::{Job, JobConfig, JobError, JobFactory};
 use crate::node::{NodeApi, NodeError, NodeHealth, NodeSet};
 use crate::share::{
-    DEFAULT_VERSION_MASK, ExtraNonce, SessionParams, ShareError, ShareValidator, Submit,
-    ValidatorConfig,
+    ExtraNonce, SessionParams, ShareError, ShareValidator, Submit, ValidatorConfig,
 };
 use crate::template::Template;
 
@@ -542,11 +541,17 @@ impl PoolService {
         &self.stratum
     }
 
-    /// Stops the tasks, closes every session and waits for the Stratum driver.
+    /// Stops the tasks (a node call still running after 2 s is abandoned), closes every
+    /// session and waits for the Stratum driver.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for t in self.tasks {
-            let _ = t.await;
+        for mut t in self.tasks {
+            if tokio::time::timeout(Duration::from_secs(2), &mut t)
+                .await
+                .is_err()
+            {
+                t.abort();
+            }
         }
         self.stratum.shutdown().await;
         let _ = self.driver.await;
@@ -628,6 +633,7 @@ pub async fn run_pool<N: NodeApi + 'static>(
         params: config.params,
         metrics: Arc::clone(&metrics),
         block_tx,
+        version_mask: config.stratum.version_rolling_mask,
         log,
     };
     let host_task = tokio::spawn(host.run(events, template_rx, stop_rx));
@@ -746,6 +752,7 @@ struct Host {
     params: &'static ChainParams,
     metrics: Arc<Metrics>,
     block_tx: mpsc::Sender<Block>,
+    version_mask: u32,
     log: Logger,
 }
 
@@ -836,15 +843,17 @@ impl Host {
             extranonce2: en2,
             ntime: s.ntime,
             nonce: s.nonce,
-            version_bits: s.version_bits,
+            // The Stratum server checked the bits against the session's negotiated mask and
+            // resolved the header version (miners may send the bits alone or the full version).
+            version_bits: s.version_bits.map(|_| s.version & self.version_mask),
         };
         let now = unix_now();
-        let session =
-            SessionParams::new(Arc::clone(&s.user), en1, s.difficulty, DEFAULT_VERSION_MASK);
+        let mask = self.version_mask;
+        let session = SessionParams::new(Arc::clone(&s.user), en1, s.difficulty, mask);
         let mut result = self.validator.validate(&session, &submit, now);
         // Right after a difficulty change, shares at the previous difficulty still count.
         if let (Err(ShareError::LowDifficulty), Some(prev)) = (&result, s.previous_difficulty) {
-            let session = SessionParams::new(Arc::clone(&s.user), en1, prev, DEFAULT_VERSION_MASK);
+            let session = SessionParams::new(Arc::clone(&s.user), en1, prev, mask);
             result = self.validator.validate(&session, &submit, now);
         }
         let accepted = match result {

@@ -162,6 +162,39 @@ async fn scripted_client_gets_stale_duplicate_and_low_difficulty_rejects() {
     pool.shutdown().await;
 }
 
+/// BIP 310 version rolling end to end: a share and a block with rolled version bits are
+/// accepted and the block (with the rolled version) is accepted by the chain; bits outside the
+/// negotiated mask are refused without reaching the chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn version_rolled_shares_and_blocks_are_accepted() {
+    let chain = chain(BITS_EASY);
+    let pool = start(NodeSet::new(vec![node(&chain)], 2), config(1e-6)).await;
+    let mut c = Scripted::connect_opts(pool.stratum_addr(), "qcrt1qrolling.w1", true).await;
+    assert_eq!(c.version_mask, 0x1fff_e000);
+    let j1 = c.latest();
+    c.version_bits = Some(0x0012_4000);
+    let (en2, nonce) = c.find(&j1, 1, Want::Share);
+    assert_eq!(c.submit(&j1, &en2, nonce).await, Ok(()));
+    let (en2, nonce) = c.find(&j1, 50, Want::Block);
+    assert_eq!(c.submit(&j1, &en2, nonce).await, Ok(()));
+    c.wait_clean_job().await;
+    assert_eq!(height(&chain), 1);
+    {
+        let ch = chain.lock().unwrap();
+        assert!(ch.hash_at(1).is_some());
+    }
+    // Bits outside the mask: refused (20), nothing reaches the pool's validator.
+    let j2 = c.latest();
+    c.version_bits = Some(0x0000_0001);
+    c.version_mask = 0xffff_ffff;
+    let (en2, nonce) = c.find(&j2, 70, Want::Share);
+    assert_eq!(c.submit(&j2, &en2, nonce).await, Err(20));
+    let snap = pool.metrics().snapshot();
+    assert_eq!(snap.shares_accepted, 2);
+    assert_eq!(snap.shares_rejected_total(), 0);
+    pool.shutdown().await;
+}
+
 /// The metrics endpoint: 404 elsewhere, 405 for other methods, and the counters of an idle pool.
 #[tokio::test]
 async fn metrics_endpoint_over_loopback() {

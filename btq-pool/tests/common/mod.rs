@@ -172,13 +172,18 @@ impl NotifyJob {
 
     /// The header hash for an extranonce pair and nonce.
     pub fn hash(&self, en1: &[u8], en2: &[u8], nonce: u32) -> BlockHash {
+        self.hash_with_version(self.version, en1, en2, nonce)
+    }
+
+    /// The header hash with a rolled version.
+    pub fn hash_with_version(&self, version: i32, en1: &[u8], en2: &[u8], nonce: u32) -> BlockHash {
         let mut cb = self.coinb1.clone();
         cb.extend_from_slice(en1);
         cb.extend_from_slice(en2);
         cb.extend_from_slice(&self.coinb2);
         let root = fold_merkle_branch(sha256d(&cb), &self.branch);
         let h = header_bytes(
-            self.version,
+            version,
             &self.prevhash,
             &root,
             self.ntime,
@@ -216,11 +221,19 @@ pub struct Scripted {
     pub en2_size: usize,
     pub difficulty: f64,
     pub jobs: Vec<NotifyJob>,
+    /// Negotiated version-rolling mask, and the bits to roll into submitted headers.
+    pub version_mask: u32,
+    pub version_bits: Option<u32>,
 }
 
 impl Scripted {
     /// Connects, subscribes, authorizes and waits for the first job.
     pub async fn connect(addr: SocketAddr, user: &str) -> Self {
+        Self::connect_opts(addr, user, false).await
+    }
+
+    /// Like [`Scripted::connect`], negotiating BIP 310 version rolling first if `rolling`.
+    pub async fn connect_opts(addr: SocketAddr, user: &str, rolling: bool) -> Self {
         let s = TcpStream::connect(addr).await.unwrap();
         let (rd, wr) = s.into_split();
         let mut c = Self {
@@ -232,7 +245,21 @@ impl Scripted {
             en2_size: 0,
             difficulty: 0.0,
             jobs: Vec::new(),
+            version_mask: 0,
+            version_bits: None,
         };
+        if rolling {
+            c.send(
+                json!({"id": 0, "method": "mining.configure", "params": [["version-rolling"],
+                {"version-rolling.mask": "ffffffff", "version-rolling.min-bit-count": 2}]}),
+            )
+            .await;
+            let r = c.response(0).await;
+            assert_eq!(r["result"]["version-rolling"], json!(true));
+            c.version_mask =
+                u32::from_str_radix(r["result"]["version-rolling.mask"].as_str().unwrap(), 16)
+                    .unwrap();
+        }
         c.send(json!({"id": 1, "method": "mining.subscribe", "params": ["scripted/1.0"]}))
             .await;
         let r = c.response(1).await;
@@ -310,7 +337,7 @@ impl Scripted {
                 .as_bytes()
                 .to_vec();
             for nonce in 0..1_000_000u32 {
-                let h = job.hash(&self.en1, &en2b, nonce);
+                let h = job.hash_with_version(self.header_version(job), &self.en1, &en2b, nonce);
                 let kind = if net.is_met_by(h) {
                     Want::Block
                 } else if share.is_met_by(h) {
@@ -326,17 +353,33 @@ impl Scripted {
         unreachable!()
     }
 
+    /// The header version this client mines `job` with.
+    pub fn header_version(&self, job: &NotifyJob) -> i32 {
+        match self.version_bits {
+            None => job.version,
+            Some(bits) => {
+                ((job.version as u32 & !self.version_mask) | (bits & self.version_mask)) as i32
+            }
+        }
+    }
+
     /// Submits and returns the response: `Ok(())` for `true`, `Err(code)` for an error.
     pub async fn submit(&mut self, job: &NotifyJob, en2: &[u8], nonce: u32) -> Result<(), i64> {
         let id = self.next_id;
         self.next_id += 1;
-        let params = json!([
+        let mut params = json!([
             self.user,
             job.id,
             hex::encode(en2),
             format!("{:08x}", job.ntime),
             format!("{nonce:08x}")
         ]);
+        if let Some(bits) = self.version_bits {
+            params
+                .as_array_mut()
+                .unwrap()
+                .push(json!(format!("{bits:08x}")));
+        }
         self.send(json!({"id": id, "method": "mining.submit", "params": params}))
             .await;
         let r = self.response(id).await;
