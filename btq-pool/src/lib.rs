@@ -23,6 +23,10 @@
 //!   detection: [`ValidatorConfig::max_shares_per_job`] (16 bytes each plus hash-set overhead).
 //! - Found blocks tracked: the cap given to [`FoundBlockTracker::new`].
 //! - Embedded mempool: [`ChainConfig::max_mempool_txs`].
+//! - `service` (feature `runtime-tokio`): found blocks queued for submission at most
+//!   `ServiceConfig::max_queued_blocks` (more are dropped and counted); the `/metrics` endpoint
+//!   reads request heads of at most 8 KiB within 5 s and serves at most 32 connections at once;
+//!   Stratum limits are btq-stratum's `Config`.
 //!
 //! ## Example: template → job → share → block, against the embedded chain
 //! ```
