@@ -20,6 +20,7 @@ use btq_core::block::Block;
 use btq_core::hash::{BlockHash, Txid, Wtxid};
 use btq_core::params::{COINBASE_MATURITY, ChainParams, Network};
 use btq_core::policy;
+use btq_core::pow::CompactTarget;
 use btq_core::script::ScriptBuf;
 use btq_core::signer::{self, Prevout, SpendError};
 use btq_core::time::UnixTime;
@@ -210,6 +211,10 @@ pub struct ChainConfig {
     pub max_mempool_txs: usize,
     /// Template weight budget (the node's default 7,600,000).
     pub block_max_weight: u64,
+    /// A fixed proof-of-work target for every block instead of regtest's `0x207fffff`
+    /// (about two hashes per block). Tests and demos set a harder one (at most the regtest
+    /// limit) so that ordinary shares and blocks differ; `None` keeps regtest's.
+    pub pow_bits: Option<CompactTarget>,
 }
 
 impl Default for ChainConfig {
@@ -217,6 +222,7 @@ impl Default for ChainConfig {
         Self {
             max_mempool_txs: 10_000,
             block_max_weight: policy::DEFAULT_BLOCK_MAX_WEIGHT.to_wu(),
+            pow_bits: None,
         }
     }
 }
@@ -323,6 +329,13 @@ impl EmbeddedChain {
     /// Returns the chain parameters.
     pub fn params(&self) -> &'static ChainParams {
         self.params
+    }
+
+    /// Returns the `nBits` every block must carry ([`ChainConfig::pow_bits`] or regtest's).
+    pub fn bits(&self) -> CompactTarget {
+        self.config
+            .pow_bits
+            .unwrap_or(self.params.genesis_block().header.bits)
     }
 
     /// Returns the tip height.
@@ -510,7 +523,7 @@ impl EmbeddedChain {
                 "weight": e.weight,
             }));
         }
-        let bits = self.params.genesis_block().header.bits;
+        let bits = self.bits();
         let target = bits.to_target().unwrap_or(self.params.pow_limit);
         let commitment = witness_commitment_script(wtxids, &[0; 32]);
         serde_json::json!({
@@ -557,7 +570,7 @@ impl EmbeddedChain {
             return Err(ChainRejectError::BadPrevblk);
         }
         let height = self.height().saturating_add(1);
-        if header.bits != self.params.genesis_block().header.bits {
+        if header.bits != self.bits() {
             return Err(ChainRejectError::BadDiffbits);
         }
         if !header.check_pow(self.params.pow_limit) {
@@ -687,7 +700,7 @@ impl EmbeddedChain {
             chain: self.params.network.chain_name().to_owned(),
             blocks: self.height(),
             best_block_hash: self.tip_hash(),
-            difficulty: self.params.genesis_block().header.bits.difficulty(),
+            difficulty: self.bits().difficulty(),
             median_time: u64::from(self.median_time_past()),
             initial_block_download: false,
         }
@@ -697,7 +710,7 @@ impl EmbeddedChain {
     pub fn mining_info(&self) -> MiningInfo {
         MiningInfo {
             blocks: self.height(),
-            difficulty: self.params.genesis_block().header.bits.difficulty(),
+            difficulty: self.bits().difficulty(),
             network_hashps: 0.0,
             pooled_tx: self.mempool.len() as u64,
             chain: self.params.network.chain_name().to_owned(),

@@ -11,7 +11,10 @@
 //!
 //! ## Features
 //! - `runtime-tokio` (off by default): `rpc::RpcClient`, the JSON-RPC node client (reqwest),
-//!   cookie or user/password auth, long polling.
+//!   cookie or user/password auth, long polling; `service::run_pool`, the whole pool (Stratum
+//!   server, templates to jobs, share validation, block submission with failover, Prometheus
+//!   `/metrics`) used by `btqkit pool run` and `btqkit demo`; `miner::CpuMiner`, a built-in
+//!   Stratum CPU miner for the demo and the end-to-end tests.
 //!
 //! ## Resource limits
 //! - Template JSON ≤ [`template::MAX_TEMPLATE_JSON_LEN`] bytes, ≤ [`template::MAX_TEMPLATE_TXS`]
@@ -20,6 +23,10 @@
 //!   detection: [`ValidatorConfig::max_shares_per_job`] (16 bytes each plus hash-set overhead).
 //! - Found blocks tracked: the cap given to [`FoundBlockTracker::new`].
 //! - Embedded mempool: [`ChainConfig::max_mempool_txs`].
+//! - `service` (feature `runtime-tokio`): found blocks queued for submission at most
+//!   `ServiceConfig::max_queued_blocks` (more are dropped and counted); the `/metrics` endpoint
+//!   reads request heads of at most 8 KiB within 5 s and serves at most 32 connections at once;
+//!   Stratum limits are btq-stratum's `Config`.
 //!
 //! ## Example: template → job → share → block, against the embedded chain
 //! ```
@@ -68,9 +75,13 @@
 mod block;
 mod chain;
 mod job;
+#[cfg(feature = "runtime-tokio")]
+pub mod miner;
 mod node;
 #[cfg(feature = "runtime-tokio")]
 pub mod rpc;
+#[cfg(feature = "runtime-tokio")]
+pub mod service;
 mod share;
 pub mod template;
 

@@ -6,6 +6,8 @@
 //! payout_address = "qcrt1q..."      # or payout_script = "0014..."
 //! pool_tag = "/btq-kit/"
 //! template_refresh_secs = 10
+//! tip_poll_ms = 1000                # getblockchaininfo; a new tip fetches a template at once
+//! metrics = "127.0.0.1:9108"        # Prometheus GET /metrics (optional)
 //! [[listen]]
 //! addr = "0.0.0.0:3333"
 //! difficulty = 1.0
@@ -24,11 +26,8 @@ use btq_core::pow::ShareDifficulty;
 use btq_core::script::ScriptBuf;
 use btq_core::time::UnixTime;
 use btq_pool::rpc::{RpcAuth, RpcClient, RpcConfig};
-use btq_pool::{
-    DEFAULT_VERSION_MASK, ExtraNonce, JobConfig, JobFactory, NodeSet, SessionParams, ShareError,
-    ShareValidator, Submit, ValidatorConfig, assemble_block, check_block,
-};
-use btq_stratum::{ServerEvent, Verdict};
+use btq_pool::service::{ServiceConfig, run_pool, spawn_metrics_server};
+use btq_pool::{JobConfig, NodeSet};
 use serde::Deserialize;
 
 /// `btqkit pool` subcommands.
@@ -77,6 +76,11 @@ struct FileConfig {
     pool_tag: Option<String>,
     #[serde(default = "ten")]
     template_refresh_secs: u64,
+    #[serde(default = "thousand")]
+    tip_poll_ms: u64,
+    /// Prometheus endpoint (`GET /metrics`), off when absent.
+    #[serde(default)]
+    metrics: Option<std::net::SocketAddr>,
     listen: Vec<ListenConfig>,
     nodes: Vec<NodeConfig>,
 }
@@ -86,6 +90,9 @@ fn regtest() -> String {
 }
 fn ten() -> u64 {
     10
+}
+fn thousand() -> u64 {
+    1000
 }
 
 fn unix_now() -> UnixTime {
@@ -158,133 +165,42 @@ async fn run_async(cfg: FileConfig) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     anyhow::ensure!(!nodes.is_empty(), "configure at least one [[nodes]]");
-    let nodes = NodeSet::new(nodes, 2);
+    let nodes = Arc::new(NodeSet::new(nodes, 2));
 
     let listen = cfg
         .listen
         .first()
         .context("configure at least one [[listen]]")?;
-    let mut scfg = btq_stratum::Config::default();
     let mut job_config = JobConfig::new(payout);
     if let Some(tag) = &cfg.pool_tag {
         job_config.pool_tag = tag.as_bytes().to_vec();
     }
-    job_config.extranonce1_size = usize::from(scfg.extranonce1_size);
-    job_config.extranonce2_size = usize::from(scfg.extranonce2_size);
-    scfg.vardiff.initial =
+    let mut scfg = ServiceConfig::new(job_config, network.params());
+    scfg.stratum.vardiff.initial =
         ShareDifficulty::new(listen.difficulty).map_err(|e| anyhow::anyhow!("difficulty: {e}"))?;
-    let mut factory = JobFactory::new(job_config)?;
-    let mut validator = ShareValidator::new(ValidatorConfig::default());
-    let server = btq_stratum::Server::new(scfg).map_err(|e| anyhow::anyhow!("stratum: {e}"))?;
-    let listener = tokio::net::TcpListener::bind(listen.addr).await?;
-    let (handle, mut events, driver) =
-        btq_stratum::tokio::spawn(listener, server, btq_stratum::tokio::Options::default());
-    log(&format!("stratum listening on {}", listen.addr));
-
-    let mut tick = tokio::time::interval(Duration::from_secs(cfg.template_refresh_secs.max(1)));
-    let mut tip = None;
-    loop {
-        tokio::select! {
-            _ = tick.tick() => {
-                // Node failures leave sessions connected on the last job until a template returns.
-                match nodes.get_block_template(None).await {
-                    Ok((i, t)) => {
-                        let new_tip = tip != Some(t.prev_blockhash);
-                        tip = Some(t.prev_blockhash);
-                        match factory.build(Arc::new(t)) {
-                            Ok(job) => {
-                                let job = validator.add_job(job);
-                                if new_tip {
-                                    log(&format!("new tip, height {} from node {i}", job.height()));
-                                }
-                                let _ = handle.broadcast_job(to_stratum_job(&job)).await;
-                            }
-                            Err(e) => log(&format!("job build failed: {e}")),
-                        }
-                    }
-                    Err(e) => log(&format!("no template: {e}")),
-                }
-            }
-            ev = events.recv() => {
-                let Some(ev) = ev else { break };
-                match ev {
-                    ServerEvent::Authorize(a) => {
-                        let _ = handle.respond(a.token, Verdict::Accepted).await;
-                    }
-                    ServerEvent::Submit(s) => {
-                        let (Some(en1), Some(en2)) = (
-                            ExtraNonce::from_slice(s.extranonce1.as_bytes()),
-                            ExtraNonce::from_slice(s.extranonce2.as_bytes()),
-                        ) else { continue };
-                        let session = SessionParams::new(Arc::clone(&s.user), en1, s.difficulty, DEFAULT_VERSION_MASK);
-                        let submit = Submit {
-                            job_id: btq_pool::JobId::from_u64(s.job_id.to_u64()),
-                            extranonce2: en2,
-                            ntime: s.ntime,
-                            nonce: s.nonce,
-                            version_bits: s.version_bits,
-                        };
-                        let verdict = match validator.validate(&session, &submit, unix_now()) {
-                            Ok(a) => match a.block {
-                                Some(c) => match assemble_block(&c) {
-                                    Ok(block) => {
-                                        if let Err(e) = check_block(&block, c.job.template(), network.params()) {
-                                            log(&format!("block fails local checks: {e}"));
-                                        }
-                                        let report = nodes.submit_block(&block).await;
-                                        log(&format!("block {} submitted: {:?}", block.block_hash(), report.best()));
-                                        Verdict::BlockFound
-                                    }
-                                    Err(e) => {
-                                        log(&format!("block assembly failed: {e}"));
-                                        Verdict::InternalError
-                                    }
-                                },
-                                None => Verdict::Accepted,
-                            },
-                            Err(e) => verdict_for(&e),
-                        };
-                        let _ = handle.respond(s.token, verdict).await;
-                    }
-                    _ => {}
-                }
-            }
-            _ = tokio::signal::ctrl_c() => break,
+    scfg.template_refresh = Duration::from_secs(cfg.template_refresh_secs.max(1));
+    scfg.tip_poll = Duration::from_millis(cfg.tip_poll_ms.max(50));
+    scfg.logger = Some(Arc::new(log));
+    let listener = tokio::net::TcpListener::bind(listen.addr)
+        .await
+        .with_context(|| format!("bind {}", listen.addr))?;
+    let pool = run_pool(nodes, listener, scfg).await?;
+    log(&format!("stratum listening on {}", pool.stratum_addr()));
+    let metrics_task = match cfg.metrics {
+        Some(addr) => {
+            let l = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("bind metrics {addr}"))?;
+            log(&format!("metrics on http://{}/metrics", l.local_addr()?));
+            Some(spawn_metrics_server(l, Arc::clone(pool.metrics())))
         }
+        None => None,
+    };
+    let _ = tokio::signal::ctrl_c().await;
+    log("shutting down");
+    pool.shutdown().await;
+    if let Some(t) = metrics_task {
+        t.abort();
     }
-    handle.shutdown().await;
-    let _ = driver.await;
     Ok(())
-}
-
-fn to_stratum_job(job: &btq_pool::Job) -> btq_stratum::Job {
-    let mut prevhash = job.prev_blockhash().to_byte_array();
-    for w in prevhash.chunks_exact_mut(4) {
-        w.reverse();
-    }
-    #[allow(clippy::cast_sign_loss, reason = "nVersion bits")]
-    btq_stratum::Job {
-        id: btq_stratum::JobId::from_u64(job.id().to_u64()),
-        prevhash,
-        coinb1: job.coinb1().to_vec(),
-        coinb2: job.coinb2().to_vec(),
-        merkle_branch: job.merkle_branch().to_vec(),
-        version: job.version() as u32,
-        nbits: job.bits().to_consensus(),
-        ntime: job.ntime(),
-        clean_jobs: job.clean_jobs(),
-    }
-}
-
-fn verdict_for(e: &ShareError) -> Verdict {
-    use btq_stratum::RejectReason as R;
-    match e {
-        ShareError::UnknownJob(_) | ShareError::StaleJob(_) | ShareError::JobShareLimit(_) => {
-            Verdict::Rejected(R::Stale)
-        }
-        ShareError::Duplicate => Verdict::Rejected(R::Duplicate),
-        ShareError::LowDifficulty => Verdict::Rejected(R::LowDifficulty),
-        ShareError::Internal(_) | ShareError::Extranonce1Size { .. } => Verdict::InternalError,
-        _ => Verdict::Rejected(R::Invalid),
-    }
 }
