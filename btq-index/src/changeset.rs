@@ -117,7 +117,87 @@ impl Row {
     }
 }
 
-pub(crate) type Rows = HashMap<(Table, Key), Row>;
+pub(crate) type Rows = HashMap<(Table, Key), Row, RowHash>;
+
+/// The hasher of staged rows: a folded multiply over 8-byte words (keys are mostly hashes
+/// already), seeded per process like std's `RandomState` so that chain data cannot be ground
+/// into collisions. Iteration order never reaches a store or a record: rows are sorted first.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowHash {
+    seed: u64,
+}
+
+impl Default for RowHash {
+    fn default() -> Self {
+        static SEED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+        let seed = *SEED.get_or_init(|| {
+            use core::hash::BuildHasher;
+            std::collections::hash_map::RandomState::new().hash_one(0x5eed_u64)
+        });
+        Self { seed }
+    }
+}
+
+impl core::hash::BuildHasher for RowHash {
+    type Hasher = RowHasher;
+    fn build_hasher(&self) -> RowHasher {
+        RowHasher(self.seed)
+    }
+}
+
+/// See [`RowHash`].
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RowHasher(u64);
+
+const MIX: u64 = 0x9E37_79B9_7F4A_7C15;
+
+#[allow(
+    clippy::cast_possible_truncation,
+    reason = "folding the 128-bit product into 64 bits"
+)]
+const fn folded_mul(a: u64, b: u64) -> u64 {
+    let r = (a as u128).wrapping_mul(b as u128);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+impl Hasher for RowHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        let mut words = bytes.chunks_exact(8);
+        for w in &mut words {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(w);
+            self.0 = folded_mul(self.0 ^ u64::from_le_bytes(a), MIX);
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut a = [0u8; 8];
+            if let Some(d) = a.get_mut(..rest.len()) {
+                d.copy_from_slice(rest);
+            }
+            self.0 = folded_mul(self.0 ^ u64::from_le_bytes(a), MIX ^ rest.len() as u64);
+        }
+    }
+
+    fn write_u8(&mut self, n: u8) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = folded_mul(self.0 ^ n, MIX);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+
+    fn write_isize(&mut self, n: isize) {
+        self.write_u64(n as u64);
+    }
+
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
 
 /// The rows a block apply or undo writes, with the tip it was computed against and the tip it
 /// produces.
@@ -224,7 +304,7 @@ mod tests {
     #[test]
     fn small_bytes() {
         for n in [0usize, 1, 56, 57, 72, 73, 300] {
-            let b: Vec<u8> = (0..n).map(|i| i as u8).collect();
+            let b: Vec<u8> = (0..n).map(|i| u8::try_from(i % 251).unwrap()).collect();
             let k = Key::new(&b);
             assert_eq!(k.as_slice(), b.as_slice());
             assert_eq!(Val::from(b.clone()).as_slice(), b.as_slice());

@@ -9,7 +9,7 @@ use btq_core::tx::{OutPoint, Transaction};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::changeset::{ChangeSet, Key, Row, Rows, Val};
+use crate::changeset::{ChangeSet, Key, Row, RowHash, Rows, Val};
 use crate::schema::{
     BlockRecord, BlockRef, CorruptRecordError, Cursor, HistoryRecord, PoolKey, ScriptHash,
     ScriptStats, TIP_KEY, Table, Tip, TxRecord, UtxoRecord, corrupt, decode_tip, decode_u64,
@@ -569,6 +569,9 @@ fn apply_tx<V: ReadView + ?Sized>(
     Ok(())
 }
 
+/// The rows a block changed with their values before it, in (table, key) order.
+type UndoRows = Vec<((Table, Key), Option<Val>)>;
+
 /// What a row held before the block, for a row the block has not touched yet.
 enum Before {
     /// Unknown: read it from the view.
@@ -591,14 +594,14 @@ struct Entry {
 /// new height, a new txid, an output just read) cost none.
 struct Stager<'v, V: ?Sized> {
     view: &'v V,
-    rows: HashMap<(Table, Key), Entry>,
+    rows: HashMap<(Table, Key), Entry, RowHash>,
 }
 
 impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
     fn new(view: &'v V, capacity: usize) -> Self {
         Self {
             view,
-            rows: HashMap::with_capacity(capacity),
+            rows: HashMap::with_capacity_and_hasher(capacity, RowHash::default()),
         }
     }
 
@@ -700,8 +703,8 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
     }
 
     /// Returns the changed rows and, sorted, their values before the block (the undo record).
-    fn finish(self) -> (Rows, Vec<((Table, Key), Option<Val>)>) {
-        let mut rows = Rows::with_capacity(self.rows.len());
+    fn finish(self) -> (Rows, UndoRows) {
+        let mut rows = Rows::with_capacity_and_hasher(self.rows.len(), RowHash::default());
         let mut inverse = Vec::with_capacity(self.rows.len());
         for (k, e) in self.rows {
             if e.before == e.after {
@@ -772,7 +775,7 @@ fn encode_undo(rows: &[((Table, Key), Option<Val>)]) -> Vec<u8> {
     v
 }
 
-fn decode_undo(b: &[u8]) -> Result<Vec<((Table, Key), Option<Val>)>, CorruptRecordError> {
+fn decode_undo(b: &[u8]) -> Result<UndoRows, CorruptRecordError> {
     let t = Table::Undo;
     let mut c = Cursor::new(b, t);
     let n = get_varint(&mut c)?;
