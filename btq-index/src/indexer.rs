@@ -1,6 +1,6 @@
 //! The Sans-IO indexer: a block (and the committed state it extends) in, a [`ChangeSet`] out.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 
 use btq_core::block::Block;
 use btq_core::hash::{BlockHash, Txid};
@@ -9,11 +9,11 @@ use btq_core::tx::{OutPoint, Transaction};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::changeset::ChangeSet;
+use crate::changeset::{ChangeSet, Key, Row, RowHash, Rows, Val};
 use crate::schema::{
-    BlockRecord, BlockRef, HistoryRecord, PoolKey, ScriptHash, ScriptStats, TIP_KEY, Table, Tip,
-    TxRecord, UtxoRecord, decode_tip, decode_u64, encode_tip, height_key, history_key,
-    outpoint_key, pos_key, rich_key, spk_utxo_key,
+    BlockRecord, BlockRef, CorruptRecordError, Cursor, HistoryRecord, PoolKey, ScriptHash,
+    ScriptStats, TIP_KEY, Table, Tip, TxRecord, UtxoRecord, corrupt, decode_tip, decode_u64,
+    encode_tip, height_key, history_key, outpoint_key, pos_key, rich_key, spk_utxo_key,
 };
 use crate::view::{ReadView, StoreError};
 
@@ -122,8 +122,8 @@ pub enum IndexError {
     Store(#[from] StoreError),
 }
 
-impl From<crate::schema::CorruptRecordError> for IndexError {
-    fn from(e: crate::schema::CorruptRecordError) -> Self {
+impl From<CorruptRecordError> for IndexError {
+    fn from(e: CorruptRecordError) -> Self {
         Self::Store(StoreError::Corrupt(e))
     }
 }
@@ -233,6 +233,18 @@ impl Indexer {
         view: &(impl ReadView + ?Sized),
         block: &Block,
     ) -> Result<ChangeSet, IndexError> {
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+        self.apply_block_with_txids(view, block, &txids)
+    }
+
+    /// [`Indexer::apply_block`] with the block's txids already computed (each transaction is
+    /// hashed once: the driver computes them to check the merkle root).
+    pub(crate) fn apply_block_with_txids(
+        &self,
+        view: &(impl ReadView + ?Sized),
+        block: &Block,
+        txids: &[Txid],
+    ) -> Result<ChangeSet, IndexError> {
         let tip = read_tip(view)?;
         let hash = block.block_hash();
         let parent = block.header.prev_blockhash;
@@ -265,10 +277,15 @@ impl Indexer {
             chain_work,
         };
 
-        let mut st = Stager::new(view);
+        // About 30 rows per transaction.
+        let mut st = Stager::new(view, block.txdata.len().saturating_mul(32));
         for (index, tx) in block.txdata.iter().enumerate() {
+            let txid = match txids.get(index) {
+                Some(t) => *t,
+                None => tx.txid(),
+            };
             let index = u32::try_from(index).map_err(|_| IndexError::HeightOverflow)?;
-            apply_tx(&mut st, height, index, tx)?;
+            apply_tx(&mut st, height, index, tx, txid)?;
         }
 
         // Header, block index and aggregates.
@@ -282,32 +299,40 @@ impl Indexer {
             weight: block.weight().to_wu(),
             pool: pool.clone(),
         };
-        st.put(Table::Headers, height_key(height).to_vec(), record.encode())?;
-        st.put(
+        // Rows keyed by a height above the tip, or by this block's hash, do not exist yet.
+        st.put_new(Table::Headers, &height_key(height), record.encode().into())?;
+        st.put_new(
             Table::BlockHeight,
-            hash.to_byte_array().to_vec(),
-            height.to_le_bytes().to_vec(),
+            hash.as_byte_array(),
+            Val::new(&height.to_le_bytes()),
         )?;
-        st.add_counter(Table::Pools, pool.to_bytes(), 1)?;
+        st.add_counter(Table::Pools, &pool.to_bytes(), 1)?;
         let bucket = self.bucket(block.header.time);
-        st.add_counter(Table::TimeBuckets, bucket.to_be_bytes().to_vec(), 1)?;
-        st.put(Table::Meta, TIP_KEY.to_vec(), encode_tip(&new_tip))?;
+        st.add_counter(Table::TimeBuckets, &bucket.to_be_bytes(), 1)?;
+        st.put(Table::Meta, TIP_KEY, encode_tip(&new_tip).into())?;
 
-        let Stager { rows, inverse, .. } = st;
-        let mut cs = ChangeSet {
+        let (mut rows, inverse) = st.finish();
+        rows.insert(
+            (Table::Undo, Key::new(&height_key(height))),
+            Row {
+                value: Some(encode_undo(&inverse).into()),
+                may_exist: true,
+            },
+        );
+        if let Some(old) = height.checked_sub(self.config.reorg_depth_limit) {
+            rows.insert(
+                (Table::Undo, Key::new(&height_key(old))),
+                Row {
+                    value: None,
+                    may_exist: true,
+                },
+            );
+        }
+        Ok(ChangeSet {
             parent: tip.map(|t| t.block),
             tip: Some(new_tip.block),
             rows,
-        };
-        cs.rows.insert(
-            (Table::Undo, height_key(height).to_vec()),
-            Some(encode_undo(&inverse)),
-        );
-        if let Some(old) = height.checked_sub(self.config.reorg_depth_limit) {
-            cs.rows
-                .insert((Table::Undo, height_key(old).to_vec()), None);
-        }
-        Ok(cs)
+        })
     }
 
     /// Computes the changeset that removes the tip block, restoring the state before it.
@@ -320,10 +345,27 @@ impl Indexer {
         let undo = view
             .get(Table::Undo, &height_key(h))?
             .ok_or(IndexError::NoUndoData { height: h })?;
-        let mut rows = decode_undo(&undo)?;
-        rows.insert((Table::Undo, height_key(h).to_vec()), None);
-        let new_tip = match rows.get(&(Table::Meta, TIP_KEY.to_vec())) {
-            Some(Some(b)) => Some(decode_tip(b)?.block),
+        let mut rows: Rows = decode_undo(&undo)?
+            .into_iter()
+            .map(|(k, value)| {
+                (
+                    k,
+                    Row {
+                        value,
+                        may_exist: true,
+                    },
+                )
+            })
+            .collect();
+        rows.insert(
+            (Table::Undo, Key::new(&height_key(h))),
+            Row {
+                value: None,
+                may_exist: true,
+            },
+        );
+        let new_tip = match rows.get(&(Table::Meta, Key::new(TIP_KEY))) {
+            Some(Row { value: Some(b), .. }) => Some(decode_tip(b.as_slice())?.block),
             _ => None,
         };
         Ok(ChangeSet {
@@ -358,15 +400,30 @@ struct Delta {
     spent_n: u64,
 }
 
+/// Adds to the delta of `sh` (a transaction touches a handful of scripts: a linear search).
+fn add_delta(
+    deltas: &mut Vec<(ScriptHash, Delta)>,
+    sh: ScriptHash,
+    f: impl FnOnce(&mut Delta) -> Result<(), IndexError>,
+) -> Result<(), IndexError> {
+    if let Some((_, d)) = deltas.iter_mut().find(|(s, _)| *s == sh) {
+        return f(d);
+    }
+    let mut d = Delta::default();
+    f(&mut d)?;
+    deltas.push((sh, d));
+    Ok(())
+}
+
 fn apply_tx<V: ReadView + ?Sized>(
     st: &mut Stager<'_, V>,
     height: u32,
     index: u32,
     tx: &Transaction,
+    txid: Txid,
 ) -> Result<(), IndexError> {
-    let txid = tx.txid();
     let bad = || IndexError::BadValues(txid);
-    let mut deltas: BTreeMap<ScriptHash, Delta> = BTreeMap::new();
+    let mut deltas: Vec<(ScriptHash, Delta)> = Vec::with_capacity(8);
     let coinbase = tx.is_coinbase();
     let mut in_sum: u64 = 0;
     if !coinbase {
@@ -376,15 +433,20 @@ fn apply_tx<V: ReadView + ?Sized>(
             let rec = st
                 .get(Table::Utxos, &key)?
                 .ok_or(IndexError::MissingPrevout(op))?;
-            let u = UtxoRecord::decode(&rec)?;
-            st.del(Table::Utxos, key.to_vec())?;
+            let u = UtxoRecord::decode(rec.as_slice())?;
+            // Read just above: staged, its value before the block recorded.
+            st.del(Table::Utxos, &key, Lookup)?;
+            // The output exists, so does its per-script row (with its value).
             st.del(
                 Table::SpkUtxos,
-                spk_utxo_key(&u.script, u.height, &op.txid, op.vout),
+                &spk_utxo_key(&u.script, u.height, &op.txid, op.vout),
+                Known(Some(Val::new(&u.value.to_le_bytes()))),
             )?;
-            let d = deltas.entry(u.script).or_default();
-            d.spent = d.spent.checked_add(u.value).ok_or_else(bad)?;
-            d.spent_n = d.spent_n.saturating_add(1);
+            add_delta(&mut deltas, u.script, |d| {
+                d.spent = d.spent.checked_add(u.value).ok_or_else(bad)?;
+                d.spent_n = d.spent_n.saturating_add(1);
+                Ok(())
+            })?;
             in_sum = in_sum.checked_add(u.value).ok_or_else(bad)?;
         }
     }
@@ -396,9 +458,12 @@ fn apply_tx<V: ReadView + ?Sized>(
         }
         let vout = u32::try_from(vout).map_err(|_| bad())?;
         let sh = ScriptHash::of(out.script_pubkey.as_bytes());
-        let sk = sh.to_byte_array().to_vec();
-        if st.get(Table::Scripts, &sk)?.is_none() {
-            st.put(Table::Scripts, sk, out.script_pubkey.as_bytes().to_vec())?;
+        if !st.exists(Table::Scripts, sh.as_byte_array())? {
+            st.put_new(
+                Table::Scripts,
+                sh.as_byte_array(),
+                Val::new(out.script_pubkey.as_bytes()),
+            )?;
         }
         let u = UtxoRecord {
             script: sh,
@@ -406,15 +471,23 @@ fn apply_tx<V: ReadView + ?Sized>(
             height,
             coinbase,
         };
-        st.put(Table::Utxos, outpoint_key(&txid, vout).to_vec(), u.encode())?;
-        st.put(
-            Table::SpkUtxos,
-            spk_utxo_key(&sh, height, &txid, vout),
-            out.value.to_le_bytes().to_vec(),
+        // A confirmed txid is never indexed twice (checked below), so its outputs and their
+        // per-script rows (keyed by this height) are new.
+        st.put_new(
+            Table::Utxos,
+            &outpoint_key(&txid, vout),
+            Val::new(&u.encode_array()),
         )?;
-        let d = deltas.entry(sh).or_default();
-        d.funded = d.funded.checked_add(out.value).ok_or_else(bad)?;
-        d.funded_n = d.funded_n.saturating_add(1);
+        st.put_new(
+            Table::SpkUtxos,
+            &spk_utxo_key(&sh, height, &txid, vout),
+            Val::new(&out.value.to_le_bytes()),
+        )?;
+        add_delta(&mut deltas, sh, |d| {
+            d.funded = d.funded.checked_add(out.value).ok_or_else(bad)?;
+            d.funded_n = d.funded_n.saturating_add(1);
+            Ok(())
+        })?;
     }
     let fee = if coinbase {
         0
@@ -422,9 +495,9 @@ fn apply_tx<V: ReadView + ?Sized>(
         in_sum.checked_sub(out_sum).ok_or_else(bad)?
     };
     for (sh, d) in deltas {
-        let sk = sh.to_byte_array().to_vec();
-        let old = match st.get(Table::Stats, &sk)? {
-            Some(b) => ScriptStats::decode(&b)?,
+        let sk = sh.as_byte_array();
+        let old = match st.get(Table::Stats, sk)? {
+            Some(b) => ScriptStats::decode(b.as_slice())?,
             None => ScriptStats::default(),
         };
         let new = ScriptStats {
@@ -438,120 +511,263 @@ fn apply_tx<V: ReadView + ?Sized>(
             return Err(bad());
         }
         let (ob, nb) = (old.balance(), new.balance());
-        st.put(Table::Stats, sk, new.encode())?;
-        st.put(
+        // Read just above: staged.
+        st.set(
+            Table::Stats,
+            sk,
+            Some(Val::new(&new.encode_array())),
+            Lookup,
+        )?;
+        st.put_new(
             Table::History,
-            history_key(&sh, height, index),
-            HistoryRecord {
-                txid,
-                funded: d.funded,
-                spent: d.spent,
-                balance_after: nb,
-            }
-            .encode(),
+            &history_key(&sh, height, index),
+            Val::new(
+                &HistoryRecord {
+                    txid,
+                    funded: d.funded,
+                    spent: d.spent,
+                    balance_after: nb,
+                }
+                .encode_array(),
+            ),
         )?;
         if ob != nb {
+            // A script has exactly one rich-list row, at its current balance when positive.
             if ob > 0 {
-                st.del(Table::Rich, rich_key(ob, &sh))?;
+                st.del(Table::Rich, &rich_key(ob, &sh), Known(Some(Val::new(&[]))))?;
             }
             if nb > 0 {
-                st.put(Table::Rich, rich_key(nb, &sh), Vec::new())?;
+                st.put_new(Table::Rich, &rich_key(nb, &sh), Val::new(&[]))?;
             }
         }
     }
-    let tk = txid.to_byte_array().to_vec();
-    if st.get(Table::Txs, &tk)?.is_some() {
+    let tk = txid.as_byte_array();
+    if st.exists(Table::Txs, tk)? {
         return Err(IndexError::DuplicateTxid(txid));
     }
     let w = tx.weight().to_wu();
-    st.put(
+    st.set(
         Table::Txs,
         tk,
-        TxRecord {
-            height,
-            index,
-            weight: w,
-            size: u32::try_from(tx.total_size()).map_err(|_| bad())?,
-            fee,
-        }
-        .encode(),
+        Some(Val::new(
+            &TxRecord {
+                height,
+                index,
+                weight: w,
+                size: u32::try_from(tx.total_size()).map_err(|_| bad())?,
+                fee,
+            }
+            .encode_array(),
+        )),
+        Lookup,
     )?;
-    st.put(
+    st.put_new(
         Table::BlockTxs,
-        pos_key(height, index).to_vec(),
-        txid.to_byte_array().to_vec(),
+        &pos_key(height, index),
+        Val::new(txid.as_byte_array()),
     )?;
     Ok(())
 }
 
+/// The rows a block changed with their values before it, in (table, key) order.
+type UndoRows = Vec<((Table, Key), Option<Val>)>;
+
+/// What a row held before the block, for a row the block has not touched yet.
+enum Before {
+    /// Unknown: read it from the view.
+    Lookup,
+    /// Known from the index's invariants (checked against the view in debug builds).
+    Known(Option<Val>),
+}
+use Before::{Known, Lookup};
+
+/// A row the block touched: its value before the block and its value now.
+struct Entry {
+    before: Option<Val>,
+    after: Option<Val>,
+}
+
 /// Stages writes over a view and records, for every row it touches first, the value before.
+///
+/// Reads are cached (an entry whose value did not change), so a row read then written costs
+/// one lookup in the view; rows whose previous value follows from the index's invariants (a
+/// new height, a new txid, an output just read) cost none.
 struct Stager<'v, V: ?Sized> {
     view: &'v V,
-    rows: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
-    inverse: BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>,
+    rows: HashMap<(Table, Key), Entry, RowHash>,
 }
 
 impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
-    fn new(view: &'v V) -> Self {
+    fn new(view: &'v V, capacity: usize) -> Self {
         Self {
             view,
-            rows: BTreeMap::new(),
-            inverse: BTreeMap::new(),
+            rows: HashMap::with_capacity_and_hasher(capacity, RowHash::default()),
         }
     }
 
-    fn get(&self, t: Table, k: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.rows.get(&(t, k.to_vec())) {
-            Some(v) => Ok(v.clone()),
-            None => self.view.get(t, k),
+    /// Returns the current value of a row.
+    fn get(&mut self, t: Table, k: &[u8]) -> Result<Option<Val>, StoreError> {
+        let key = (t, Key::new(k));
+        if let Some(e) = self.rows.get(&key) {
+            return Ok(e.after.clone());
         }
+        let v = self.view.get(t, k)?.map(Val::from);
+        self.rows.insert(
+            key,
+            Entry {
+                before: v.clone(),
+                after: v.clone(),
+            },
+        );
+        Ok(v)
     }
 
-    fn record(&mut self, t: Table, k: &[u8]) -> Result<(), StoreError> {
-        let key = (t, k.to_vec());
-        if !self.inverse.contains_key(&key) {
-            let before = match self.rows.get(&key) {
-                Some(v) => v.clone(),
-                None => self.view.get(t, k)?,
-            };
-            self.inverse.insert(key, before);
+    /// Returns whether a row exists.
+    fn exists(&mut self, t: Table, k: &[u8]) -> Result<bool, StoreError> {
+        let key = (t, Key::new(k));
+        if let Some(e) = self.rows.get(&key) {
+            return Ok(e.after.is_some());
+        }
+        let v = self.view.get(t, k)?.map(Val::from);
+        let found = v.is_some();
+        self.rows.insert(
+            key,
+            Entry {
+                before: v.clone(),
+                after: v,
+            },
+        );
+        Ok(found)
+    }
+
+    /// Sets a row to `after`; `before` is its value before the block if the block has not
+    /// touched it yet.
+    fn set(
+        &mut self,
+        t: Table,
+        k: &[u8],
+        after: Option<Val>,
+        before: Before,
+    ) -> Result<(), StoreError> {
+        match self.rows.entry((t, Key::new(k))) {
+            std::collections::hash_map::Entry::Occupied(mut e) => {
+                e.get_mut().after = after;
+            }
+            std::collections::hash_map::Entry::Vacant(e) => {
+                let before = match before {
+                    Lookup => self.view.get(t, k)?.map(Val::from),
+                    Known(b) => {
+                        #[cfg(debug_assertions)]
+                        {
+                            let actual = self.view.get(t, k)?.map(Val::from);
+                            debug_assert_eq!(
+                                b,
+                                actual,
+                                "{t:?} row {} before the block",
+                                hex::encode(k)
+                            );
+                        }
+                        b
+                    }
+                };
+                e.insert(Entry { before, after });
+            }
         }
         Ok(())
     }
 
-    fn put(&mut self, t: Table, k: Vec<u8>, v: Vec<u8>) -> Result<(), StoreError> {
-        self.record(t, &k)?;
-        self.rows.insert((t, k), Some(v));
-        Ok(())
+    fn put(&mut self, t: Table, k: &[u8], v: Val) -> Result<(), StoreError> {
+        self.set(t, k, Some(v), Lookup)
     }
 
-    fn del(&mut self, t: Table, k: Vec<u8>) -> Result<(), StoreError> {
-        self.record(t, &k)?;
-        self.rows.insert((t, k), None);
-        Ok(())
+    /// Writes a row that did not exist before the block.
+    fn put_new(&mut self, t: Table, k: &[u8], v: Val) -> Result<(), StoreError> {
+        self.set(t, k, Some(v), Known(None))
     }
 
-    fn add_counter(&mut self, t: Table, k: Vec<u8>, n: u64) -> Result<(), StoreError> {
-        let old = match self.get(t, &k)? {
-            Some(b) => decode_u64(&b, t)?,
+    fn del(&mut self, t: Table, k: &[u8], before: Before) -> Result<(), StoreError> {
+        self.set(t, k, None, before)
+    }
+
+    fn add_counter(&mut self, t: Table, k: &[u8], n: u64) -> Result<(), StoreError> {
+        let old = match self.get(t, k)? {
+            Some(b) => decode_u64(b.as_slice(), t)?,
             None => 0,
         };
-        self.put(t, k, old.saturating_add(n).to_le_bytes().to_vec())
+        self.set(
+            t,
+            k,
+            Some(Val::new(&old.saturating_add(n).to_le_bytes())),
+            Lookup,
+        )
+    }
+
+    /// Returns the changed rows and, sorted, their values before the block (the undo record).
+    fn finish(self) -> (Rows, UndoRows) {
+        let mut rows = Rows::with_capacity_and_hasher(self.rows.len(), RowHash::default());
+        let mut inverse = Vec::with_capacity(self.rows.len());
+        for (k, e) in self.rows {
+            if e.before == e.after {
+                continue;
+            }
+            rows.insert(
+                k.clone(),
+                Row {
+                    value: e.after,
+                    may_exist: e.before.is_some(),
+                },
+            );
+            inverse.push((k, e.before));
+        }
+        inverse.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        (rows, inverse)
     }
 }
 
-fn encode_undo(rows: &BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>) -> Vec<u8> {
-    let mut v = Vec::new();
-    v.extend_from_slice(&(rows.len() as u64).to_le_bytes());
+// ---------- undo records ----------
+//
+// An undo record lists the rows the block changed, in (table, key) order, with their values
+// before the block: `count` then per row `table id (u8) ‖ key length ‖ key ‖ 0 (absent) or
+// 1 ‖ value length ‖ value`, every count and length a LEB128 varint.
+
+fn put_varint(v: &mut Vec<u8>, mut n: u64) {
+    while n >= 0x80 {
+        v.push(u8::try_from(n & 0x7f).unwrap_or_default() | 0x80);
+        n >>= 7;
+    }
+    v.push(u8::try_from(n).unwrap_or_default());
+}
+
+fn get_varint(c: &mut Cursor<'_>) -> Result<u64, CorruptRecordError> {
+    let mut n: u64 = 0;
+    for shift in (0..64).step_by(7) {
+        let b = c.u8()?;
+        n |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(n);
+        }
+    }
+    Err(corrupt(Table::Undo, "varint too long"))
+}
+
+fn encode_undo(rows: &[((Table, Key), Option<Val>)]) -> Vec<u8> {
+    let size: usize = rows
+        .iter()
+        .map(|((_, k), v)| {
+            4 + k.as_slice().len() + v.as_ref().map_or(0, |v| v.as_slice().len() + 3)
+        })
+        .sum();
+    let mut v = Vec::with_capacity(size.saturating_add(10));
+    put_varint(&mut v, rows.len() as u64);
     for ((t, k), val) in rows {
         v.push(t.id());
-        v.extend_from_slice(&(k.len() as u64).to_le_bytes());
-        v.extend_from_slice(k);
+        put_varint(&mut v, k.as_slice().len() as u64);
+        v.extend_from_slice(k.as_slice());
         match val {
             Some(val) => {
                 v.push(1);
-                v.extend_from_slice(&(val.len() as u64).to_le_bytes());
-                v.extend_from_slice(val);
+                put_varint(&mut v, val.as_slice().len() as u64);
+                v.extend_from_slice(val.as_slice());
             }
             None => v.push(0),
         }
@@ -559,30 +775,28 @@ fn encode_undo(rows: &BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>) -> Vec<u8> {
     v
 }
 
-type Rows = BTreeMap<(Table, Vec<u8>), Option<Vec<u8>>>;
-
-fn decode_undo(b: &[u8]) -> Result<Rows, crate::schema::CorruptRecordError> {
-    use crate::schema::{Cursor, corrupt};
+fn decode_undo(b: &[u8]) -> Result<UndoRows, CorruptRecordError> {
     let t = Table::Undo;
     let mut c = Cursor::new(b, t);
-    let n = c.u64_le()?;
-    let mut rows = BTreeMap::new();
+    let n = get_varint(&mut c)?;
     let len = |c: &mut Cursor<'_>| -> Result<usize, _> {
-        usize::try_from(c.u64_le()?).map_err(|_| corrupt(t, "length"))
+        usize::try_from(get_varint(c)?).map_err(|_| corrupt(t, "length"))
     };
+    // Every row takes at least 3 bytes: do not trust `n` for the allocation.
+    let mut rows = Vec::with_capacity(usize::try_from(n).unwrap_or(0).min(b.len() / 3));
     for _ in 0..n {
         let table = Table::from_id(c.u8()?).ok_or(corrupt(t, "unknown table id"))?;
         let kl = len(&mut c)?;
-        let k = c.take(kl)?.to_vec();
+        let k = Key::new(c.take(kl)?);
         let val = match c.u8()? {
             0 => None,
             1 => {
                 let vl = len(&mut c)?;
-                Some(c.take(vl)?.to_vec())
+                Some(Val::new(c.take(vl)?))
             }
             _ => return Err(corrupt(t, "bad presence flag")),
         };
-        rows.insert((table, k), val);
+        rows.push(((table, k), val));
     }
     c.end()?;
     Ok(rows)
@@ -594,10 +808,18 @@ mod tests {
 
     #[test]
     fn undo_roundtrip() {
-        let mut rows = Rows::new();
-        rows.insert((Table::Stats, vec![1, 2]), Some(vec![3]));
-        rows.insert((Table::Utxos, vec![]), None);
+        let rows = vec![
+            ((Table::Stats, Key::new(&[1, 2])), Some(Val::new(&[3; 300]))),
+            ((Table::Utxos, Key::new(&[])), None),
+            ((Table::Undo, Key::new(&[7; 200])), Some(Val::new(&[]))),
+        ];
         assert_eq!(decode_undo(&encode_undo(&rows)), Ok(rows));
         assert!(decode_undo(&[1, 2, 3]).is_err());
+        assert!(decode_undo(&[0xff; 12]).is_err());
+        for n in [0u64, 1, 127, 128, 300, u64::from(u32::MAX), u64::MAX] {
+            let mut v = Vec::new();
+            put_varint(&mut v, n);
+            assert_eq!(get_varint(&mut Cursor::new(&v, Table::Undo)), Ok(n));
+        }
     }
 }

@@ -324,6 +324,33 @@ pub(crate) fn rich_key(balance: u64, sh: &ScriptHash) -> Vec<u8> {
 
 // ---------- records ----------
 
+/// Writes a fixed-size record into an array (no allocation).
+struct ArrayWriter<const N: usize> {
+    buf: [u8; N],
+    pos: usize,
+}
+
+impl<const N: usize> ArrayWriter<N> {
+    const fn new() -> Self {
+        Self {
+            buf: [0; N],
+            pos: 0,
+        }
+    }
+    fn put(&mut self, b: &[u8]) -> &mut Self {
+        let end = self.pos.saturating_add(b.len());
+        if let Some(d) = self.buf.get_mut(self.pos..end) {
+            d.copy_from_slice(b);
+        }
+        self.pos = end;
+        self
+    }
+    fn finish(&self) -> [u8; N] {
+        debug_assert_eq!(self.pos, N, "record length");
+        self.buf
+    }
+}
+
 pub(crate) fn encode_tip(t: &Tip) -> Vec<u8> {
     let mut v = Vec::with_capacity(68);
     v.extend_from_slice(&t.block.height.to_le_bytes());
@@ -461,14 +488,14 @@ pub(crate) struct TxRecord {
 }
 
 impl TxRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(28);
-        v.extend_from_slice(&self.height.to_le_bytes());
-        v.extend_from_slice(&self.index.to_le_bytes());
-        v.extend_from_slice(&self.weight.to_le_bytes());
-        v.extend_from_slice(&self.size.to_le_bytes());
-        v.extend_from_slice(&self.fee.to_le_bytes());
-        v
+    pub(crate) fn encode_array(&self) -> [u8; 28] {
+        ArrayWriter::<28>::new()
+            .put(&self.height.to_le_bytes())
+            .put(&self.index.to_le_bytes())
+            .put(&self.weight.to_le_bytes())
+            .put(&self.size.to_le_bytes())
+            .put(&self.fee.to_le_bytes())
+            .finish()
     }
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptRecordError> {
         let mut c = Cursor::new(b, Table::Txs);
@@ -493,13 +520,13 @@ pub(crate) struct UtxoRecord {
 }
 
 impl UtxoRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(45);
-        v.extend_from_slice(self.script.as_byte_array());
-        v.extend_from_slice(&self.value.to_le_bytes());
-        v.extend_from_slice(&self.height.to_le_bytes());
-        v.push(u8::from(self.coinbase));
-        v
+    pub(crate) fn encode_array(&self) -> [u8; 45] {
+        ArrayWriter::<45>::new()
+            .put(self.script.as_byte_array())
+            .put(&self.value.to_le_bytes())
+            .put(&self.height.to_le_bytes())
+            .put(&[u8::from(self.coinbase)])
+            .finish()
     }
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptRecordError> {
         let mut c = Cursor::new(b, Table::Utxos);
@@ -523,13 +550,13 @@ pub(crate) struct HistoryRecord {
 }
 
 impl HistoryRecord {
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(56);
-        v.extend_from_slice(self.txid.as_byte_array());
-        v.extend_from_slice(&self.funded.to_le_bytes());
-        v.extend_from_slice(&self.spent.to_le_bytes());
-        v.extend_from_slice(&self.balance_after.to_le_bytes());
-        v
+    pub(crate) fn encode_array(&self) -> [u8; 56] {
+        ArrayWriter::<56>::new()
+            .put(self.txid.as_byte_array())
+            .put(&self.funded.to_le_bytes())
+            .put(&self.spent.to_le_bytes())
+            .put(&self.balance_after.to_le_bytes())
+            .finish()
     }
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptRecordError> {
         let mut c = Cursor::new(b, Table::History);
@@ -565,8 +592,8 @@ impl ScriptStats {
         self.funded_txo_sum.saturating_sub(self.spent_txo_sum)
     }
 
-    pub(crate) fn encode(&self) -> Vec<u8> {
-        let mut v = Vec::with_capacity(40);
+    pub(crate) fn encode_array(&self) -> [u8; 40] {
+        let mut w = ArrayWriter::<40>::new();
         for x in [
             self.funded_txo_count,
             self.funded_txo_sum,
@@ -574,9 +601,9 @@ impl ScriptStats {
             self.spent_txo_sum,
             self.tx_count,
         ] {
-            v.extend_from_slice(&x.to_le_bytes());
+            w.put(&x.to_le_bytes());
         }
-        v
+        w.finish()
     }
 
     pub(crate) fn decode(b: &[u8]) -> Result<Self, CorruptRecordError> {

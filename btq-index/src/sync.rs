@@ -1,7 +1,8 @@
 //! Following the node's chain without doing I/O: the query/resolve state machine.
 
 use btq_core::block::Block;
-use btq_core::hash::BlockHash;
+use btq_core::hash::{BlockHash, Txid, sha256d_pair};
+use btq_core::tx::Transaction;
 use thiserror::Error;
 
 use crate::changeset::ChangeSet;
@@ -129,6 +130,7 @@ enum State {
     GotBlock {
         height: u32,
         block: Box<Block>,
+        txids: Vec<Txid>,
     },
     ForkCheck(u32),
     AwaitFork {
@@ -264,7 +266,11 @@ impl ChainSync {
                     self.state = State::AwaitBlock { height, hash };
                     return Ok(SyncStep::Query(SyncQuery::Block { height, hash }));
                 }
-                State::GotBlock { height, block } => {
+                State::GotBlock {
+                    height,
+                    block,
+                    txids,
+                } => {
                     let ours = read_tip(view)?;
                     let expected = ours.map_or(0, |t| t.block.height.saturating_add(1));
                     if expected != height {
@@ -278,7 +284,7 @@ impl ChainSync {
                             continue;
                         }
                     }
-                    let changeset = self.indexer.apply_block(view, &block)?;
+                    let changeset = self.indexer.apply_block_with_txids(view, &block, &txids)?;
                     let more = self.node_tip.is_some_and(|(nh, _)| height < nh);
                     self.state = if more {
                         State::Fetch(height.saturating_add(1))
@@ -355,13 +361,20 @@ impl ChainSync {
                         reason: "hash differs from the one asked for",
                     });
                 }
-                if !block.check_merkle_root() {
+                // Every transaction is hashed once, here: the merkle check and the indexer
+                // share the txids.
+                let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+                if !merkle_root_matches(&txids, block.header.merkle_root.to_byte_array()) {
                     return Err(SyncError::BadBlock {
                         height,
                         reason: "transactions do not match the merkle root",
                     });
                 }
-                self.state = State::GotBlock { height, block };
+                self.state = State::GotBlock {
+                    height,
+                    block,
+                    txids,
+                };
             }
             (State::AwaitFork { height: k, ours }, SyncAnswer::BlockHashAt { height, hash })
                 if k == height =>
@@ -380,5 +393,59 @@ impl ChainSync {
             }
         }
         Ok(())
+    }
+}
+
+/// Returns whether `txids` hash to `root` through a tree that is not mutated (CVE-2012-2459:
+/// two identical adjacent hashes at any level), as `Block::check_merkle_root` does.
+fn merkle_root_matches(txids: &[Txid], root: [u8; 32]) -> bool {
+    let mut level: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
+    if level.is_empty() {
+        return false;
+    }
+    while level.len() > 1 {
+        if level.chunks_exact(2).any(|p| matches!(p, [a, b] if a == b)) {
+            return false;
+        }
+        if level.len() % 2 == 1 {
+            if let Some(l) = level.last().copied() {
+                level.push(l);
+            }
+        }
+        level = level
+            .chunks_exact(2)
+            .map(|p| match p {
+                [a, b] => sha256d_pair(a, b),
+                _ => [0; 32],
+            })
+            .collect();
+    }
+    level.first() == Some(&root)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testkit::ChainBuilder;
+
+    #[test]
+    fn merkle_check_matches_core() {
+        let mut c = ChainBuilder::new(3, 50);
+        for n in 0..12 {
+            c.push_block(n);
+        }
+        for b in c.blocks() {
+            let txids: Vec<Txid> = b.txdata.iter().map(Transaction::txid).collect();
+            let root = b.header.merkle_root.to_byte_array();
+            assert_eq!(merkle_root_matches(&txids, root), b.check_merkle_root());
+            assert!(merkle_root_matches(&txids, root));
+            let mut bad = b.clone();
+            if let Some(last) = bad.txdata.last().cloned() {
+                bad.txdata.push(last);
+            }
+            let txids: Vec<Txid> = bad.txdata.iter().map(Transaction::txid).collect();
+            assert_eq!(merkle_root_matches(&txids, root), bad.check_merkle_root());
+        }
+        assert!(!merkle_root_matches(&[], [0; 32]));
     }
 }

@@ -135,9 +135,9 @@ impl<V: ReadView + ?Sized> ReadView for Overlay<'_, V> {
         let in_range = |k: &[u8]| k >= start && end.is_none_or(|e| k < e);
         let staged: Vec<(&[u8], Option<&[u8]>)> = self
             .staged
-            .rows()
-            .filter(|(t, k, _)| *t == table && in_range(k))
-            .map(|(_, k, v)| (k, v))
+            .table_rows(table)
+            .into_iter()
+            .filter(|(k, _)| in_range(k))
             .collect();
         // Staged deletes can hide at most `staged.len()` base rows.
         let base = self

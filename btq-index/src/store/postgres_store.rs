@@ -186,6 +186,9 @@ impl ReadView for PostgresSnapshot<'_> {
     }
 }
 
+/// One table's upserted keys, their values and deleted keys.
+type PerTable<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>, Vec<&'a [u8]>);
+
 impl Store for PostgresStore {
     type Snapshot<'a> = PostgresSnapshot<'a>;
 
@@ -223,14 +226,11 @@ impl Store for PostgresStore {
             .transpose()?
             .map(|t| t.block);
         check_parent(found, changeset)?;
-        for t in Table::ALL {
-            let mut put_k: Vec<&[u8]> = Vec::new();
-            let mut put_v: Vec<&[u8]> = Vec::new();
-            let mut del: Vec<&[u8]> = Vec::new();
-            for (rt, k, v) in changeset.rows() {
-                if rt != t {
-                    continue;
-                }
+        // One pass over the rows (sorted once), split per table.
+        let mut by_table: Vec<PerTable<'_>> =
+            Table::ALL.iter().map(|_| Default::default()).collect();
+        for (rt, k, v) in changeset.rows() {
+            if let Some((put_k, put_v, del)) = by_table.get_mut(usize::from(rt.id())) {
                 match v {
                     Some(v) => {
                         put_k.push(k);
@@ -239,6 +239,8 @@ impl Store for PostgresStore {
                     None => del.push(k),
                 }
             }
+        }
+        for (t, (put_k, put_v, del)) in Table::ALL.into_iter().zip(by_table) {
             let name = self.table(t);
             if !del.is_empty() {
                 tx.execute(&format!("DELETE FROM {name} WHERE k = ANY($1)"), &[&del])

@@ -2,8 +2,11 @@
 
 use std::path::Path;
 
+use std::cell::OnceCell;
+
 use redb::{
-    Database, Durability, ReadTransaction, ReadableTable, ReadableTableMetadata, TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata,
+    TableDefinition,
 };
 
 use crate::changeset::ChangeSet;
@@ -72,8 +75,32 @@ impl RedbStore {
     }
 }
 
-/// A snapshot of a [`RedbStore`].
-pub struct RedbSnapshot(ReadTransaction);
+/// A snapshot of a [`RedbStore`]. Tables are opened on first use and kept open.
+pub struct RedbSnapshot {
+    tx: ReadTransaction,
+    tables: [OnceCell<ReadOnlyTable<&'static [u8], &'static [u8]>>; Table::ALL.len()],
+}
+
+impl RedbSnapshot {
+    fn new(tx: ReadTransaction) -> Self {
+        Self {
+            tx,
+            tables: Default::default(),
+        }
+    }
+
+    fn table(&self, t: Table) -> Result<&ReadOnlyTable<&'static [u8], &'static [u8]>, StoreError> {
+        let cell = self
+            .tables
+            .get(usize::from(t.id()))
+            .ok_or_else(|| StoreError::backend("redb", "open_table", "unknown table"))?;
+        if let Some(tb) = cell.get() {
+            return Ok(tb);
+        }
+        let tb = self.tx.open_table(def(t)).map_err(e("open_table"))?;
+        Ok(cell.get_or_init(|| tb))
+    }
+}
 
 impl core::fmt::Debug for RedbSnapshot {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -83,7 +110,7 @@ impl core::fmt::Debug for RedbSnapshot {
 
 impl ReadView for RedbSnapshot {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        let t = self.0.open_table(def(table)).map_err(e("open_table"))?;
+        let t = self.table(table)?;
         Ok(t.get(key).map_err(e("get"))?.map(|v| v.value().to_vec()))
     }
 
@@ -98,7 +125,7 @@ impl ReadView for RedbSnapshot {
         if end.is_some_and(|x| x <= start) || limit == 0 {
             return Ok(Vec::new());
         }
-        let t = self.0.open_table(def(table)).map_err(e("open_table"))?;
+        let t = self.table(table)?;
         let r = match end {
             Some(end) => t.range::<&[u8]>(start..end),
             None => t.range::<&[u8]>(start..),
@@ -130,7 +157,9 @@ impl Store for RedbStore {
     type Snapshot<'a> = RedbSnapshot;
 
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
-        Ok(RedbSnapshot(self.db.begin_read().map_err(e("begin_read"))?))
+        Ok(RedbSnapshot::new(
+            self.db.begin_read().map_err(e("begin_read"))?,
+        ))
     }
 
     fn commit(&self, changeset: &ChangeSet) -> Result<(), StoreError> {
