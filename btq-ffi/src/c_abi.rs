@@ -451,44 +451,61 @@ pub unsafe extern "C" fn btq_tx_wtxid(
     })
 }
 
-macro_rules! tx_u64 {
-    ($(#[$doc:meta])* $name:ident, $method:ident) => {
-        $(#[$doc])*
-        ///
-        /// # Safety
-        /// `tx` is a live handle; `out` is writable.
-        #[unsafe(no_mangle)]
-        pub unsafe extern "C" fn $name(tx: *const Tx, out: *mut u64) -> i32 {
-            guard(|| {
-                // SAFETY: forwarded contract.
-                let t = unsafe { handle(tx, "tx") }?;
-                // SAFETY: forwarded contract.
-                unsafe { put(out, t.$method(), "out") }
-            })
-        }
-    };
+/// Writes the weight (witness scale factor 16).
+///
+/// # Safety
+/// `tx` is a live handle; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn btq_tx_weight(tx: *const Tx, out: *mut u64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let t = unsafe { handle(tx, "tx") }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, t.weight(), "out") }
+    })
 }
 
-tx_u64!(
-    /// Writes the weight (witness scale factor 16).
-    btq_tx_weight,
-    weight
-);
-tx_u64!(
-    /// Writes the virtual size.
-    btq_tx_vsize,
-    vsize
-);
-tx_u64!(
-    /// Writes the number of inputs.
-    btq_tx_input_count,
-    input_count
-);
-tx_u64!(
-    /// Writes the number of outputs.
-    btq_tx_output_count,
-    output_count
-);
+/// Writes the virtual size.
+///
+/// # Safety
+/// `tx` is a live handle; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn btq_tx_vsize(tx: *const Tx, out: *mut u64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let t = unsafe { handle(tx, "tx") }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, t.vsize(), "out") }
+    })
+}
+
+/// Writes the number of inputs.
+///
+/// # Safety
+/// `tx` is a live handle; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn btq_tx_input_count(tx: *const Tx, out: *mut u64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let t = unsafe { handle(tx, "tx") }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, t.input_count(), "out") }
+    })
+}
+
+/// Writes the number of outputs.
+///
+/// # Safety
+/// `tx` is a live handle; `out` is writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn btq_tx_output_count(tx: *const Tx, out: *mut u64) -> i32 {
+    guard(|| {
+        // SAFETY: forwarded contract.
+        let t = unsafe { handle(tx, "tx") }?;
+        // SAFETY: forwarded contract.
+        unsafe { put(out, t.output_count(), "out") }
+    })
+}
 
 /// Writes the value (satoshis) of output `index`.
 ///
