@@ -7,7 +7,10 @@ fn header_is_up_to_date() {
     let generated = Path::new(env!("OUT_DIR")).join("btq.h");
     let committed = Path::new(env!("CARGO_MANIFEST_DIR")).join("../bindings/c/btq.h");
     let Ok(new) = std::fs::read_to_string(&generated) else {
-        panic!("cbindgen did not write {} (see the build warnings)", generated.display());
+        panic!(
+            "cbindgen did not write {} (see the build warnings)",
+            generated.display()
+        );
     };
     if std::env::var_os("BTQ_UPDATE_HEADER").is_some() {
         if let Err(e) = std::fs::write(&committed, &new) {
