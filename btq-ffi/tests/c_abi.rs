@@ -4,6 +4,7 @@
     clippy::undocumented_unsafe_blocks,
     reason = "test code: every pointer is local"
 )]
+#![allow(clippy::unwrap_used, reason = "test helpers outside #[test] functions")]
 
 use std::ffi::{CStr, c_char};
 use std::ptr;
