@@ -56,20 +56,22 @@ def test_tx_bad_hex_and_network():
         tx.to_json("nonet")
 
 
-def test_block_genesis_and_bad():
-    genesis = json.loads((VECTORS / "genesis.json").read_text())
-    raw = None
-    for v in genesis.values() if isinstance(genesis, dict) else []:
-        if isinstance(v, dict) and "block_hex" in v:
-            raw = v["block_hex"]
+def test_block_from_pool_and_bad():
+    pool = btq_kit.Pool(btq_kit.LithiumKeypair.from_seed(SEED).p2wpkh_address("regtest"), "regtest")
+    job = json.loads(pool.add_template(GBT))
+    ntime = "%08x" % json.loads(GBT)["curtime"]
+    block_hex = None
+    for nonce in range(256):
+        r = json.loads(pool.validate_share("m.1", "00000001", 1e-6, 0, job["job_id"], "00000009", ntime,
+                                           "%08x" % nonce, None, 1795508800))
+        if r["accepted"] and r["is_block"]:
+            block_hex = r["block_hex"]
             break
-        if isinstance(v, str) and len(v) > 300:
-            raw = v
-            break
-    if raw is not None:
-        b = btq_kit.Block.decode(bytes.fromhex(raw))
-        assert b.tx_count() == 1 and len(b.txids()) == 1
-        assert json.loads(b.to_json())["hash"] == b.block_hash()
+    assert block_hex is not None  # regtest target: about every other header is a block
+    b = btq_kit.Block.decode(bytes.fromhex(block_hex))
+    assert b.tx_count() == 1 and len(b.txids()) == 1 and b.bip34_height() == 349
+    j = json.loads(b.to_json())
+    assert j["hash"] == b.block_hash() == r["hash"] and j["weight"] == b.weight()
     with pytest.raises(btq_kit.BtqError.Decode):
         btq_kit.Block.decode(b"\x00" * 10)
 
