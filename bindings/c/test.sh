@@ -10,7 +10,7 @@ vectors="${BTQ_VECTORS:-$root/../shared/vectors}"
 out="$root/target/ffi-c"
 mkdir -p "$out"
 
-cargo build -p btq-ffi --release --manifest-path "$root/Cargo.toml"
+cargo build -p btq-ffi --release --lib --manifest-path "$root/Cargo.toml"
 lib="$root/target/release"
 
 python3 - "$vectors/btq_tx_vectors.json" "$out/tx.hex" <<'PY'

@@ -7,7 +7,7 @@ root="$(cd "$here/../.." && pwd)"
 vectors="${BTQ_VECTORS:-$root/../shared/vectors}"
 out="$root/target/ffi-csharp"
 mkdir -p "$out"
-cargo build -p btq-ffi --release --manifest-path "$root/Cargo.toml"
+cargo build -p btq-ffi --release --lib --manifest-path "$root/Cargo.toml"
 python3 - "$vectors/btq_tx_vectors.json" "$out/tx.hex" <<'PY'
 import json, sys
 d = json.load(open(sys.argv[1]))
