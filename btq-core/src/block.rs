@@ -280,10 +280,10 @@ fn merkle_mutated(leaves: &[[u8; 32]]) -> bool {
         if level.chunks_exact(2).any(|p| matches!(p, [a, b] if a == b)) {
             return true;
         }
-        if level.len() % 2 == 1 {
-            if let Some(l) = level.last().copied() {
-                level.push(l);
-            }
+        if level.len() % 2 == 1
+            && let Some(l) = level.last().copied()
+        {
+            level.push(l);
         }
         level = level
             .chunks_exact(2)
@@ -306,10 +306,10 @@ pub fn coinbase_merkle_branch(others: &[[u8; 32]]) -> Vec<[u8; 32]> {
     level.push([0; 32]);
     level.extend_from_slice(others);
     while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            if let Some(l) = level.last().copied() {
-                level.push(l);
-            }
+        if level.len() % 2 == 1
+            && let Some(l) = level.last().copied()
+        {
+            level.push(l);
         }
         if let Some(s) = level.get(1) {
             branch.push(*s);

@@ -165,10 +165,10 @@ pub fn merkle_root(leaves: impl IntoIterator<Item = [u8; 32]>) -> Option<[u8; 32
         return None;
     }
     while level.len() > 1 {
-        if level.len() % 2 == 1 {
-            if let Some(last) = level.last().copied() {
-                level.push(last);
-            }
+        if level.len() % 2 == 1
+            && let Some(last) = level.last().copied()
+        {
+            level.push(last);
         }
         let pairs: Vec<[u8; 64]> = level
             .chunks_exact(2)

@@ -550,13 +550,13 @@ fn classify(s: &[u8]) -> ScriptType {
     {
         return ScriptType::NullData;
     }
-    if let [OP_DUP, OP_HASH160, 0x14, .., OP_EQUALVERIFY, last] = s {
-        if s.len() == 25 {
-            match *last {
-                OP_CHECKSIG => return ScriptType::P2pkh,
-                OP_CHECKSIGDILITHIUM => return ScriptType::P2pkhLithium,
-                _ => {}
-            }
+    if let [OP_DUP, OP_HASH160, 0x14, .., OP_EQUALVERIFY, last] = s
+        && s.len() == 25
+    {
+        match *last {
+            OP_CHECKSIG => return ScriptType::P2pkh,
+            OP_CHECKSIGDILITHIUM => return ScriptType::P2pkhLithium,
+            _ => {}
         }
     }
     let ins: Vec<Instruction<'_>> = match instructions(s).map(|r| r.map(|(_, i)| i)).collect() {

@@ -28,13 +28,13 @@ pub(crate) enum SmallBytes<const N: usize> {
 
 impl<const N: usize> SmallBytes<N> {
     pub(crate) fn new(b: &[u8]) -> Self {
-        if let Ok(len) = u8::try_from(b.len()) {
-            if b.len() <= N {
-                let mut buf = [0u8; N];
-                if let Some(dst) = buf.get_mut(..b.len()) {
-                    dst.copy_from_slice(b);
-                    return Self::Inline(len, buf);
-                }
+        if let Ok(len) = u8::try_from(b.len())
+            && b.len() <= N
+        {
+            let mut buf = [0u8; N];
+            if let Some(dst) = buf.get_mut(..b.len()) {
+                dst.copy_from_slice(b);
+                return Self::Inline(len, buf);
             }
         }
         Self::Heap(b.into())
@@ -103,11 +103,32 @@ pub(crate) type Val = SmallBytes<56>;
 
 /// One staged row: its new value (`None`: deleted) and whether it may exist in the state the
 /// changeset was computed against (`false`: it certainly does not, so a delete is a no-op).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub(crate) struct Row {
     pub(crate) value: Option<Val>,
     pub(crate) may_exist: bool,
+    /// The block (sequence number within the changeset) that last touched the row: the
+    /// indexer journals a row's previous value the first time each block touches it.
+    pub(crate) stamp: u32,
 }
+
+impl Row {
+    pub(crate) const fn new(value: Option<Val>, may_exist: bool) -> Self {
+        Self {
+            value,
+            may_exist,
+            stamp: 0,
+        }
+    }
+}
+
+impl PartialEq for Row {
+    fn eq(&self, other: &Self) -> bool {
+        self.value == other.value && self.may_exist == other.may_exist
+    }
+}
+
+impl Eq for Row {}
 
 impl Row {
     /// Returns whether committing the row changes nothing: the delete of a row that was created
@@ -216,7 +237,21 @@ pub struct ChangeSet {
     pub(crate) parent: Option<BlockRef>,
     pub(crate) tip: Option<BlockRef>,
     pub(crate) rows: Rows,
+    /// Blocks staged into this changeset in place (see [`Row::stamp`]); not part of equality.
+    pub(crate) seq: Seq,
 }
+
+/// A counter that every changeset compares equal on.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Seq(pub(crate) u32);
+
+impl PartialEq for Seq {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl Eq for Seq {}
 
 impl ChangeSet {
     /// Returns the tip the changeset was computed against (`None`: the empty index).
@@ -286,7 +321,7 @@ impl Merge for ChangeSet {
                     e.get_mut().value = row.value;
                 }
                 std::collections::hash_map::Entry::Vacant(e) => {
-                    e.insert(row);
+                    e.insert(Row { stamp: 0, ..row });
                 }
             }
         }

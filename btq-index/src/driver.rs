@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use btq_core::block::{Block, BlockHeader};
@@ -243,29 +244,59 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
     /// Syncs to the source's tip, committing in batches, and returns the committed tip.
     /// `on_progress` is called after every commit.
     ///
+    /// Commits are pipelined: while one batch is written (and fsynced) on a second thread, the
+    /// next batch is indexed on top of it; commits still happen one at a time and in order.
+    ///
     /// # Errors
     /// A source, sync or store failure. Everything committed before the failure stays.
     pub fn sync_to_tip(
         &mut self,
         on_progress: &mut dyn FnMut(&Progress),
     ) -> Result<Option<BlockRef>, DriverError<B::Error>> {
-        let mut staged = ChangeSet::default();
-        let mut staged_blocks: u32 = 0;
+        let store = self.store;
+        std::thread::scope(|scope| {
+            let mut writer = Writer {
+                store,
+                scope,
+                inflight: None,
+            };
+            let result = self.sync_loop(&mut writer, on_progress);
+            // Never leave a commit running unobserved: wait for it whatever happened.
+            let waited = writer.wait();
+            let tip = result?;
+            waited?;
+            Ok(tip)
+        })
+    }
+
+    fn sync_loop<'scope, 'env>(
+        &mut self,
+        writer: &mut Writer<'scope, 'env, S>,
+        on_progress: &mut dyn FnMut(&Progress),
+    ) -> Result<Option<BlockRef>, DriverError<B::Error>> {
+        let empty = ChangeSet::default();
+        // The tip of the batch being committed, reported once it is durable.
+        let mut pending: Option<Option<BlockRef>> = None;
         loop {
+            let mut staged = ChangeSet::default();
+            let mut staged_blocks: u32 = 0;
             let mut done = false;
             let mut flush = false;
+            let mut sync_commit = false;
             let mut deep = None;
             {
                 let snap = self.store.snapshot()?;
+                let inflight = writer.inflight.as_ref().map_or(&empty, |(_, cs)| &**cs);
+                let base = Overlay::new(&snap, inflight);
                 while !flush {
-                    let view = Overlay::new(&snap, &staged);
-                    let step = match self.sync.poll(&view) {
+                    let step = match self.sync.poll_staged(&base, &mut staged) {
                         Ok(s) => s,
                         Err(
                             e
                             @ (SyncError::ReorgTooDeep { .. } | SyncError::UndoUnavailable { .. }),
                         ) => {
                             deep = Some(e);
+                            sync_commit = true;
                             break;
                         }
                         Err(e) => return Err(e.into()),
@@ -275,12 +306,7 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
                             let a = self.answer(q)?;
                             self.sync.resolve(a)?;
                         }
-                        SyncStep::Apply {
-                            changeset,
-                            tx_count,
-                            size,
-                        } => {
-                            staged.merge(changeset);
+                        SyncStep::Staged { tx_count, size } => {
                             staged_blocks = staged_blocks.saturating_add(1);
                             self.progress.blocks = self.progress.blocks.saturating_add(1);
                             self.progress.txs = self.progress.txs.saturating_add(tx_count as u64);
@@ -292,18 +318,40 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
                             staged.merge(changeset);
                             self.progress.undone = self.progress.undone.saturating_add(1);
                             flush = true;
+                            sync_commit = true;
+                        }
+                        SyncStep::Apply {
+                            changeset,
+                            tx_count,
+                            size,
+                        } => {
+                            // Not produced by `poll_staged`; handled for completeness.
+                            staged.merge(changeset);
+                            self.progress.blocks = self.progress.blocks.saturating_add(1);
+                            self.progress.txs = self.progress.txs.saturating_add(tx_count as u64);
+                            self.progress.bytes = self.progress.bytes.saturating_add(size as u64);
+                            flush = true;
                         }
                         SyncStep::CaughtUp => {
                             flush = true;
                             done = true;
+                            sync_commit = true;
                         }
                     }
                 }
             }
+            // The previous batch must be durable before the next one starts committing.
+            writer.wait()?;
+            let mut committed = pending.take();
             if !staged.is_empty() {
-                self.store.commit(&staged)?;
-                staged = ChangeSet::default();
-                staged_blocks = 0;
+                let tip = staged.tip();
+                writer.start(staged);
+                if sync_commit {
+                    writer.wait()?;
+                    committed = Some(tip);
+                } else {
+                    pending = Some(tip);
+                }
             }
             if let Some(e) = deep {
                 if !self.options.resync_on_deep_reorg {
@@ -314,12 +362,56 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
                 self.resyncs = self.resyncs.saturating_add(1);
                 continue;
             }
-            self.progress.elapsed = self.started.elapsed();
-            self.progress.height = read_tip(&self.store.snapshot()?)?.map(|t| t.block.height);
-            on_progress(&self.progress);
-            if done {
-                return Ok(read_tip(&self.store.snapshot()?)?.map(|t| t.block));
+            if let Some(tip) = committed {
+                self.progress.height = tip.map(|t| t.height);
             }
+            if committed.is_some() || done {
+                self.progress.elapsed = self.started.elapsed();
+                on_progress(&self.progress);
+            }
+            if done {
+                let tip = read_tip(&self.store.snapshot()?)?.map(|t| t.block);
+                self.progress.height = tip.map(|t| t.height);
+                return Ok(tip);
+            }
+        }
+    }
+}
+
+/// The commit thread: at most one changeset is being committed at any time.
+struct Writer<'scope, 'env, S: Store> {
+    store: &'env S,
+    scope: &'scope std::thread::Scope<'scope, 'env>,
+    inflight: Option<Inflight<'scope>>,
+}
+
+/// A commit running on the commit thread, and the changeset it writes.
+type Inflight<'scope> = (
+    std::thread::ScopedJoinHandle<'scope, Result<(), StoreError>>,
+    Arc<ChangeSet>,
+);
+
+impl<'scope, 'env, S: Store> Writer<'scope, 'env, S> {
+    /// Starts committing `cs` on the commit thread (after [`Writer::wait`]).
+    fn start(&mut self, cs: ChangeSet) {
+        let cs = Arc::new(cs);
+        let store = self.store;
+        let job = Arc::clone(&cs);
+        let handle = self.scope.spawn(move || store.commit(&job));
+        self.inflight = Some((handle, cs));
+    }
+
+    /// Waits for the running commit, if any.
+    fn wait(&mut self) -> Result<(), StoreError> {
+        match self.inflight.take() {
+            Some((h, _)) => h.join().unwrap_or_else(|_| {
+                Err(StoreError::backend(
+                    "driver",
+                    "commit",
+                    "the commit thread panicked",
+                ))
+            }),
+            None => Ok(()),
         }
     }
 }

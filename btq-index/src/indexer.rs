@@ -1,7 +1,5 @@
 //! The Sans-IO indexer: a block (and the committed state it extends) in, a [`ChangeSet`] out.
 
-use std::collections::HashMap;
-
 use btq_core::block::Block;
 use btq_core::hash::{BlockHash, Txid};
 use btq_core::script::{ScriptBuf, opcodes};
@@ -9,13 +7,13 @@ use btq_core::tx::{OutPoint, Transaction};
 use serde::Deserialize;
 use thiserror::Error;
 
-use crate::changeset::{ChangeSet, Key, Row, RowHash, Rows, Val};
+use crate::changeset::{ChangeSet, Key, Row, Rows, Seq, Val};
 use crate::schema::{
     BlockRecord, BlockRef, CorruptRecordError, Cursor, HistoryRecord, PoolKey, ScriptHash,
     ScriptStats, TIP_KEY, Table, Tip, TxRecord, UtxoRecord, corrupt, decode_tip, decode_u64,
-    encode_tip, height_key, history_key, outpoint_key, pos_key, rich_key, spk_utxo_key,
+    encode_tip, height_key, history_key, outpoint_key, rich_key, spk_utxo_key,
 };
-use crate::view::{ReadView, StoreError};
+use crate::view::{Overlay, ReadView, StoreError};
 
 /// Default reorg depth limit (Fulcrum's `max_reorg` default).
 pub const DEFAULT_REORG_DEPTH_LIMIT: u32 = 100;
@@ -195,15 +193,14 @@ impl Indexer {
             }
         }
         let payout = best.map(|o| &o.script_pubkey);
-        if let Some(p) = payout {
-            if let Some(pool) = self
+        if let Some(p) = payout
+            && let Some(pool) = self
                 .config
                 .pools
                 .iter()
                 .find(|x| x.payout_scripts.contains(p))
-            {
-                return PoolKey::Named(pool.name.clone());
-            }
+        {
+            return PoolKey::Named(pool.name.clone());
         }
         let sig = cb
             .input
@@ -233,19 +230,38 @@ impl Indexer {
         view: &(impl ReadView + ?Sized),
         block: &Block,
     ) -> Result<ChangeSet, IndexError> {
-        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
-        self.apply_block_with_txids(view, block, &txids)
+        let mut cs = ChangeSet::default();
+        self.stage_block(view, &mut cs, block)?;
+        Ok(cs)
     }
 
-    /// [`Indexer::apply_block`] with the block's txids already computed (each transaction is
-    /// hashed once: the driver computes them to check the merkle root).
-    pub(crate) fn apply_block_with_txids(
+    /// Applies `block` in place onto `staged`, a changeset of uncommitted blocks computed on
+    /// top of `base`: afterwards `staged` equals `staged.merge(apply_block(base + staged))`,
+    /// without building and merging a second changeset. This is how the driver indexes a batch
+    /// of blocks before one commit.
+    ///
+    /// # Errors
+    /// As [`Indexer::apply_block`]; `staged` is then left exactly as it was.
+    pub fn stage_block(
         &self,
-        view: &(impl ReadView + ?Sized),
+        base: &(impl ReadView + ?Sized),
+        staged: &mut ChangeSet,
+        block: &Block,
+    ) -> Result<(), IndexError> {
+        let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
+        self.stage_block_with_txids(base, staged, block, &txids)
+    }
+
+    /// [`Indexer::stage_block`] with the block's txids already computed (each transaction is
+    /// hashed once: the driver computes them to check the merkle root).
+    pub(crate) fn stage_block_with_txids(
+        &self,
+        base: &(impl ReadView + ?Sized),
+        staged: &mut ChangeSet,
         block: &Block,
         txids: &[Txid],
-    ) -> Result<ChangeSet, IndexError> {
-        let tip = read_tip(view)?;
+    ) -> Result<(), IndexError> {
+        let tip = read_tip(&Overlay::new(base, staged))?;
         let hash = block.block_hash();
         let parent = block.header.prev_blockhash;
         let height = match tip {
@@ -276,63 +292,89 @@ impl Indexer {
             block: BlockRef { height, hash },
             chain_work,
         };
+        let tx_count = u32::try_from(block.txdata.len()).map_err(|_| IndexError::HeightOverflow)?;
+        let size = u32::try_from(block.total_size()).map_err(|_| IndexError::HeightOverflow)?;
 
-        // About 30 rows per transaction.
-        let mut st = Stager::new(view, block.txdata.len().saturating_mul(32));
-        for (index, tx) in block.txdata.iter().enumerate() {
-            let txid = match txids.get(index) {
-                Some(t) => *t,
-                None => tx.txid(),
+        let was_empty = staged.rows.is_empty();
+        let mut st = Stager::new(base, staged, block.txdata.len());
+        let staged_rows = (|| -> Result<(), IndexError> {
+            let mut all_txids = Vec::with_capacity(block.txdata.len().saturating_mul(32));
+            for (index, tx) in block.txdata.iter().enumerate() {
+                let txid = match txids.get(index) {
+                    Some(t) => *t,
+                    None => tx.txid(),
+                };
+                let index = u32::try_from(index).map_err(|_| IndexError::HeightOverflow)?;
+                apply_tx(&mut st, height, index, tx, txid)?;
+                all_txids.extend_from_slice(txid.as_byte_array());
+            }
+            st.put_new(Table::BlockTxs, &height_key(height), all_txids.into())?;
+            // Header, block index and aggregates.
+            let pool = self.attribute(block);
+            let record = BlockRecord {
+                hash,
+                header: block.header,
+                chain_work,
+                tx_count,
+                size,
+                weight: block.weight().to_wu(),
+                pool: pool.clone(),
             };
-            let index = u32::try_from(index).map_err(|_| IndexError::HeightOverflow)?;
-            apply_tx(&mut st, height, index, tx, txid)?;
+            // Rows keyed by a height above the tip, or by this block's hash, do not exist yet.
+            st.put_new(Table::Headers, &height_key(height), record.encode().into())?;
+            st.put_new(
+                Table::BlockHeight,
+                hash.as_byte_array(),
+                Val::new(&height.to_le_bytes()),
+            )?;
+            st.add_counter(Table::Pools, &pool.to_bytes(), 1)?;
+            let bucket = self.bucket(block.header.time);
+            st.add_counter(Table::TimeBuckets, &bucket.to_be_bytes(), 1)?;
+            st.set(
+                Table::Meta,
+                TIP_KEY,
+                Some(encode_tip(&new_tip).into()),
+                Known(tip.map(|t| encode_tip(&t).into())),
+            )?;
+            Ok(())
+        })();
+        if let Err(e) = staged_rows {
+            st.rollback();
+            return Err(e);
         }
-
-        // Header, block index and aggregates.
-        let pool = self.attribute(block);
-        let record = BlockRecord {
-            hash,
-            header: block.header,
-            chain_work,
-            tx_count: u32::try_from(block.txdata.len()).map_err(|_| IndexError::HeightOverflow)?,
-            size: u32::try_from(block.total_size()).map_err(|_| IndexError::HeightOverflow)?,
-            weight: block.weight().to_wu(),
-            pool: pool.clone(),
-        };
-        // Rows keyed by a height above the tip, or by this block's hash, do not exist yet.
-        st.put_new(Table::Headers, &height_key(height), record.encode().into())?;
-        st.put_new(
-            Table::BlockHeight,
-            hash.as_byte_array(),
-            Val::new(&height.to_le_bytes()),
-        )?;
-        st.add_counter(Table::Pools, &pool.to_bytes(), 1)?;
-        let bucket = self.bucket(block.header.time);
-        st.add_counter(Table::TimeBuckets, &bucket.to_be_bytes(), 1)?;
-        st.put(Table::Meta, TIP_KEY, encode_tip(&new_tip).into())?;
-
-        let (mut rows, inverse) = st.finish();
-        rows.insert(
-            (Table::Undo, Key::new(&height_key(height))),
-            Row {
-                value: Some(encode_undo(&inverse).into()),
-                may_exist: true,
-            },
-        );
-        if let Some(old) = height.checked_sub(self.config.reorg_depth_limit) {
-            rows.insert(
-                (Table::Undo, Key::new(&height_key(old))),
-                Row {
-                    value: None,
-                    may_exist: true,
-                },
-            );
+        let (staged, inverse) = st.finish();
+        let undo_key = (Table::Undo, Key::new(&height_key(height)));
+        let undo_val: Val = encode_undo(&inverse).into();
+        // Undo rows exist only at heights up to the tip; one above the tip may still be staged
+        // as deleted (a reorg in this batch).
+        match staged.rows.get_mut(&undo_key) {
+            Some(r) => r.value = Some(undo_val),
+            None => {
+                staged
+                    .rows
+                    .insert(undo_key, Row::new(Some(undo_val), false));
+            }
         }
-        Ok(ChangeSet {
-            parent: tip.map(|t| t.block),
-            tip: Some(new_tip.block),
-            rows,
-        })
+        if let Some(old) = height.checked_sub(self.undo_retention()) {
+            let key = (Table::Undo, Key::new(&height_key(old)));
+            match staged.rows.get_mut(&key) {
+                Some(r) => r.value = None,
+                None => {
+                    staged.rows.insert(key, Row::new(None, true));
+                }
+            }
+        }
+        if was_empty {
+            staged.parent = tip.map(|t| t.block);
+        }
+        staged.tip = Some(new_tip.block);
+        Ok(())
+    }
+
+    /// Blocks of undo data kept: twice the reorg depth limit, so that a reorg to a lower tip
+    /// still leaves a full depth limit of undo data below it.
+    pub const fn undo_retention(&self) -> u32 {
+        self.config.reorg_depth_limit.saturating_mul(2)
     }
 
     /// Computes the changeset that removes the tip block, restoring the state before it.
@@ -347,22 +389,11 @@ impl Indexer {
             .ok_or(IndexError::NoUndoData { height: h })?;
         let mut rows: Rows = decode_undo(&undo)?
             .into_iter()
-            .map(|(k, value)| {
-                (
-                    k,
-                    Row {
-                        value,
-                        may_exist: true,
-                    },
-                )
-            })
+            .map(|(k, value)| (k, Row::new(value, true)))
             .collect();
         rows.insert(
             (Table::Undo, Key::new(&height_key(h))),
-            Row {
-                value: None,
-                may_exist: true,
-            },
+            Row::new(None, true),
         );
         let new_tip = match rows.get(&(Table::Meta, Key::new(TIP_KEY))) {
             Some(Row { value: Some(b), .. }) => Some(decode_tip(b.as_slice())?.block),
@@ -372,6 +403,7 @@ impl Indexer {
             parent: Some(tip.block),
             tip: new_tip,
             rows,
+            seq: Seq::default(),
         })
     }
 
@@ -434,8 +466,7 @@ fn apply_tx<V: ReadView + ?Sized>(
                 .get(Table::Utxos, &key)?
                 .ok_or(IndexError::MissingPrevout(op))?;
             let u = UtxoRecord::decode(rec.as_slice())?;
-            // Read just above: staged, its value before the block recorded.
-            st.del(Table::Utxos, &key, Lookup)?;
+            st.del(Table::Utxos, &key, Known(Some(rec)))?;
             // The output exists, so does its per-script row (with its value).
             st.del(
                 Table::SpkUtxos,
@@ -496,7 +527,8 @@ fn apply_tx<V: ReadView + ?Sized>(
     };
     for (sh, d) in deltas {
         let sk = sh.as_byte_array();
-        let old = match st.get(Table::Stats, sk)? {
+        let old_raw = st.get(Table::Stats, sk)?;
+        let old = match &old_raw {
             Some(b) => ScriptStats::decode(b.as_slice())?,
             None => ScriptStats::default(),
         };
@@ -511,12 +543,11 @@ fn apply_tx<V: ReadView + ?Sized>(
             return Err(bad());
         }
         let (ob, nb) = (old.balance(), new.balance());
-        // Read just above: staged.
         st.set(
             Table::Stats,
             sk,
             Some(Val::new(&new.encode_array())),
-            Lookup,
+            Known(old_raw),
         )?;
         st.put_new(
             Table::History,
@@ -559,12 +590,7 @@ fn apply_tx<V: ReadView + ?Sized>(
             }
             .encode_array(),
         )),
-        Lookup,
-    )?;
-    st.put_new(
-        Table::BlockTxs,
-        &pos_key(height, index),
-        Val::new(txid.as_byte_array()),
+        Known(None),
     )?;
     Ok(())
 }
@@ -572,112 +598,110 @@ fn apply_tx<V: ReadView + ?Sized>(
 /// The rows a block changed with their values before it, in (table, key) order.
 type UndoRows = Vec<((Table, Key), Option<Val>)>;
 
-/// What a row held before the block, for a row the block has not touched yet.
-enum Before {
-    /// Unknown: read it from the view.
-    Lookup,
-    /// Known from the index's invariants (checked against the view in debug builds).
-    Known(Option<Val>),
-}
-use Before::{Known, Lookup};
+/// What a row held in the base, for a row not staged yet: just read, or implied by the
+/// index's invariants (checked against the base view in debug builds).
+struct Known(Option<Val>);
 
-/// A row the block touched: its value before the block and its value now.
-struct Entry {
+/// The first change a block makes to a row: what the row was before the block, to undo it (the
+/// undo record) or to roll the block back (a failed apply).
+struct Journal {
+    key: (Table, Key),
+    /// The staged row before the block; `None`: the row was not staged (read from the base).
+    prev: Option<Row>,
+    /// The row's value before the block.
     before: Option<Val>,
-    after: Option<Val>,
 }
 
-/// Stages writes over a view and records, for every row it touches first, the value before.
+/// Stages one block's writes in place into a changeset of earlier, uncommitted blocks over a
+/// base view, journaling every row the first time the block touches it.
 ///
-/// Reads are cached (an entry whose value did not change), so a row read then written costs
-/// one lookup in the view; rows whose previous value follows from the index's invariants (a
-/// new height, a new txid, an output just read) cost none.
+/// A row is staged once per batch however many blocks touch it; its previous value costs a
+/// lookup in the base only if it is not staged yet and does not follow from the index's
+/// invariants (a new height, a new txid, an output just read).
 struct Stager<'v, V: ?Sized> {
-    view: &'v V,
-    rows: HashMap<(Table, Key), Entry, RowHash>,
+    base: &'v V,
+    staged: &'v mut ChangeSet,
+    stamp: u32,
+    journal: Vec<Journal>,
 }
 
 impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
-    fn new(view: &'v V, capacity: usize) -> Self {
+    fn new(base: &'v V, staged: &'v mut ChangeSet, txs: usize) -> Self {
+        // Stamps identify the block within the changeset; 0 marks rows merged in.
+        staged.seq.0 = staged.seq.0.wrapping_add(1).max(1);
+        let stamp = staged.seq.0;
+        // About 30 rows per transaction.
+        staged.rows.reserve(txs.saturating_mul(24));
         Self {
-            view,
-            rows: HashMap::with_capacity_and_hasher(capacity, RowHash::default()),
+            base,
+            staged,
+            stamp,
+            journal: Vec::with_capacity(txs.saturating_mul(24)),
         }
     }
 
     /// Returns the current value of a row.
-    fn get(&mut self, t: Table, k: &[u8]) -> Result<Option<Val>, StoreError> {
-        let key = (t, Key::new(k));
-        if let Some(e) = self.rows.get(&key) {
-            return Ok(e.after.clone());
+    fn get(&self, t: Table, k: &[u8]) -> Result<Option<Val>, StoreError> {
+        if let Some(r) = self.staged.rows.get(&(t, Key::new(k))) {
+            return Ok(r.value.clone());
         }
-        let v = self.view.get(t, k)?.map(Val::from);
-        self.rows.insert(
-            key,
-            Entry {
-                before: v.clone(),
-                after: v.clone(),
-            },
-        );
-        Ok(v)
+        Ok(self.base.get(t, k)?.map(Val::from))
     }
 
     /// Returns whether a row exists.
-    fn exists(&mut self, t: Table, k: &[u8]) -> Result<bool, StoreError> {
-        let key = (t, Key::new(k));
-        if let Some(e) = self.rows.get(&key) {
-            return Ok(e.after.is_some());
+    fn exists(&self, t: Table, k: &[u8]) -> Result<bool, StoreError> {
+        if let Some(r) = self.staged.rows.get(&(t, Key::new(k))) {
+            return Ok(r.value.is_some());
         }
-        let v = self.view.get(t, k)?.map(Val::from);
-        let found = v.is_some();
-        self.rows.insert(
-            key,
-            Entry {
-                before: v.clone(),
-                after: v,
-            },
-        );
-        Ok(found)
+        Ok(self.base.get(t, k)?.is_some())
     }
 
-    /// Sets a row to `after`; `before` is its value before the block if the block has not
-    /// touched it yet.
+    /// Sets a row to `after`; `before` is its value in the base if it is not staged yet.
     fn set(
         &mut self,
         t: Table,
         k: &[u8],
         after: Option<Val>,
-        before: Before,
+        Known(before): Known,
     ) -> Result<(), StoreError> {
-        match self.rows.entry((t, Key::new(k))) {
+        let stamp = self.stamp;
+        match self.staged.rows.entry((t, Key::new(k))) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
-                e.get_mut().after = after;
+                if e.get().stamp != stamp {
+                    let prev = e.get().clone();
+                    self.journal.push(Journal {
+                        key: e.key().clone(),
+                        before: prev.value.clone(),
+                        prev: Some(prev),
+                    });
+                    e.get_mut().stamp = stamp;
+                }
+                e.get_mut().value = after;
             }
             std::collections::hash_map::Entry::Vacant(e) => {
-                let before = match before {
-                    Lookup => self.view.get(t, k)?.map(Val::from),
-                    Known(b) => {
-                        #[cfg(debug_assertions)]
-                        {
-                            let actual = self.view.get(t, k)?.map(Val::from);
-                            debug_assert_eq!(
-                                b,
-                                actual,
-                                "{t:?} row {} before the block",
-                                hex::encode(k)
-                            );
-                        }
-                        b
-                    }
-                };
-                e.insert(Entry { before, after });
+                #[cfg(debug_assertions)]
+                {
+                    let actual = self.base.get(t, k)?.map(Val::from);
+                    debug_assert_eq!(
+                        before,
+                        actual,
+                        "{t:?} row {} before the block",
+                        hex::encode(k)
+                    );
+                }
+                self.journal.push(Journal {
+                    key: e.key().clone(),
+                    prev: None,
+                    before: before.clone(),
+                });
+                e.insert(Row {
+                    value: after,
+                    may_exist: before.is_some(),
+                    stamp,
+                });
             }
         }
         Ok(())
-    }
-
-    fn put(&mut self, t: Table, k: &[u8], v: Val) -> Result<(), StoreError> {
-        self.set(t, k, Some(v), Lookup)
     }
 
     /// Writes a row that did not exist before the block.
@@ -685,12 +709,13 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
         self.set(t, k, Some(v), Known(None))
     }
 
-    fn del(&mut self, t: Table, k: &[u8], before: Before) -> Result<(), StoreError> {
+    fn del(&mut self, t: Table, k: &[u8], before: Known) -> Result<(), StoreError> {
         self.set(t, k, None, before)
     }
 
     fn add_counter(&mut self, t: Table, k: &[u8], n: u64) -> Result<(), StoreError> {
-        let old = match self.get(t, k)? {
+        let old_raw = self.get(t, k)?;
+        let old = match &old_raw {
             Some(b) => decode_u64(b.as_slice(), t)?,
             None => 0,
         };
@@ -698,29 +723,37 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
             t,
             k,
             Some(Val::new(&old.saturating_add(n).to_le_bytes())),
-            Lookup,
+            Known(old_raw),
         )
     }
 
-    /// Returns the changed rows and, sorted, their values before the block (the undo record).
-    fn finish(self) -> (Rows, UndoRows) {
-        let mut rows = Rows::with_capacity_and_hasher(self.rows.len(), RowHash::default());
-        let mut inverse = Vec::with_capacity(self.rows.len());
-        for (k, e) in self.rows {
-            if e.before == e.after {
-                continue;
+    /// Puts every row the block touched back as it was: the changeset is as before the block.
+    fn rollback(self) {
+        for j in self.journal.into_iter().rev() {
+            match j.prev {
+                Some(row) => {
+                    self.staged.rows.insert(j.key, row);
+                }
+                None => {
+                    self.staged.rows.remove(&j.key);
+                }
             }
-            rows.insert(
-                k.clone(),
-                Row {
-                    value: e.after,
-                    may_exist: e.before.is_some(),
-                },
-            );
-            inverse.push((k, e.before));
+        }
+    }
+
+    /// Returns the changeset and, sorted, the values before the block of the rows it changed
+    /// (the undo record).
+    fn finish(self) -> (&'v mut ChangeSet, UndoRows) {
+        let staged = self.staged;
+        let mut inverse: UndoRows = Vec::with_capacity(self.journal.len());
+        for j in self.journal {
+            let after = staged.rows.get(&j.key).and_then(|r| r.value.as_ref());
+            if after != j.before.as_ref() {
+                inverse.push((j.key, j.before));
+            }
         }
         inverse.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        (rows, inverse)
+        (staged, inverse)
     }
 }
 

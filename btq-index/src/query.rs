@@ -13,7 +13,7 @@ use thiserror::Error;
 use crate::indexer::read_tip;
 use crate::schema::{
     BlockRecord, BlockRef, HistoryRecord, PoolKey, ScriptHash, ScriptStats, Table, Tip, TxRecord,
-    decode_u32, decode_u64, height_key, history_key, pos_key, prefix_end,
+    decode_u32, decode_u64, height_key, history_key, prefix_end,
 };
 use crate::view::{Direction, ReadView, StoreError};
 
@@ -354,22 +354,21 @@ pub fn block_txids(
     start: u32,
     limit: usize,
 ) -> R<Vec<Txid>> {
-    let from = pos_key(height, start);
-    let end = prefix_end(&height_key(height));
-    let rows = v.scan(
-        Table::BlockTxs,
-        &from,
-        end.as_deref(),
-        Direction::Forward,
-        limit.min(MAX_PAGE),
-    )?;
-    rows.into_iter()
-        .map(|(_, val)| {
-            let a = <[u8; 32]>::try_from(val.as_slice())
-                .map_err(|_| crate::schema::corrupt(Table::BlockTxs, "bad txid"))?;
-            Ok(Txid::from_byte_array(a))
-        })
-        .collect()
+    let Some(row) = v.get(Table::BlockTxs, &height_key(height))? else {
+        return Ok(Vec::new());
+    };
+    if row.len() % 32 != 0 {
+        return Err(
+            crate::schema::corrupt(Table::BlockTxs, "length is not a multiple of 32").into(),
+        );
+    }
+    let start = usize::try_from(start).unwrap_or(usize::MAX);
+    Ok(row
+        .chunks_exact(32)
+        .skip(start)
+        .take(limit.min(MAX_PAGE))
+        .filter_map(|c| <[u8; 32]>::try_from(c).ok().map(Txid::from_byte_array))
+        .collect())
 }
 
 /// Returns where a transaction confirmed.

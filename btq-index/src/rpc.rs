@@ -142,11 +142,11 @@ impl RpcClient {
         self.id = self.id.wrapping_add(1);
         let body = json!({"jsonrpc": "1.0", "id": self.id, "method": method, "params": params});
         let (mut status, mut buf) = self.send(&body)?;
-        if status == 401 {
-            if let RpcAuth::Cookie(p) = &self.auth {
-                self.creds = Some(read_cookie(p)?);
-                (status, buf) = self.send(&body)?;
-            }
+        if status == 401
+            && let RpcAuth::Cookie(p) = &self.auth
+        {
+            self.creds = Some(read_cookie(p)?);
+            (status, buf) = self.send(&body)?;
         }
         let v: Value = match serde_json::from_slice(&buf) {
             Ok(v) => v,

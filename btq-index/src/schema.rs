@@ -23,7 +23,7 @@ pub enum Table {
     Headers,
     /// block hash → height.
     BlockHeight,
-    /// height ‖ index (u32 BE each) → txid.
+    /// height (u32 BE) → the block's txids in block order, 32 bytes each (one row per block).
     BlockTxs,
     /// txid → tx record (height, index, weight, size, fee).
     Txs,

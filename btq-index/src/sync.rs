@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::changeset::ChangeSet;
 use crate::indexer::{IndexError, Indexer, read_tip};
 use crate::schema::{BlockRecord, Table, height_key};
-use crate::view::{ReadView, StoreError};
+use crate::view::{Overlay, ReadView, StoreError};
 
 /// What [`ChainSync`] needs to know from the node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +60,14 @@ pub enum SyncStep {
     Apply {
         /// The changeset.
         changeset: ChangeSet,
+        /// Transactions in the block.
+        tx_count: usize,
+        /// Serialized size of the block.
+        size: usize,
+    },
+    /// The next block was applied into the staged changeset
+    /// ([`ChainSync::poll_staged`] only).
+    Staged {
         /// Transactions in the block.
         tx_count: usize,
         /// Serialized size of the block.
@@ -234,7 +242,31 @@ impl ChainSync {
     /// # Errors
     /// A reorg deeper than the limit, a bad block from the node, or an index/store failure.
     pub fn poll(&mut self, view: &(impl ReadView + ?Sized)) -> Result<SyncStep, SyncError> {
+        let mut cs = ChangeSet::default();
+        Ok(match self.poll_staged(view, &mut cs)? {
+            SyncStep::Staged { tx_count, size } => SyncStep::Apply {
+                changeset: cs,
+                tx_count,
+                size,
+            },
+            other => other,
+        })
+    }
+
+    /// [`ChainSync::poll`] for a driver that batches: the state is `base` with the uncommitted
+    /// changeset `staged` on top, and the next block is applied into `staged` in place
+    /// ([`SyncStep::Staged`] instead of [`SyncStep::Apply`]; see [`Indexer::stage_block`]).
+    /// An [`SyncStep::Undo`] changeset is for the driver to merge into `staged` (or commit).
+    ///
+    /// # Errors
+    /// As [`ChainSync::poll`]; `staged` is unchanged then.
+    pub fn poll_staged(
+        &mut self,
+        base: &(impl ReadView + ?Sized),
+        staged: &mut ChangeSet,
+    ) -> Result<SyncStep, SyncError> {
         loop {
+            let view = &Overlay::new(base, staged);
             match core::mem::replace(&mut self.state, State::Start) {
                 State::Start | State::AwaitNodeTip => {
                     self.state = State::AwaitNodeTip;
@@ -277,22 +309,22 @@ impl ChainSync {
                         self.state = State::Plan;
                         continue;
                     }
-                    if let Some(t) = ours {
-                        if block.header.prev_blockhash != t.block.hash {
-                            self.check_depth(t.block.height, Some(t.block.height))?;
-                            self.state = State::ForkCheck(t.block.height);
-                            continue;
-                        }
+                    if let Some(t) = ours
+                        && block.header.prev_blockhash != t.block.hash
+                    {
+                        self.check_depth(t.block.height, Some(t.block.height))?;
+                        self.state = State::ForkCheck(t.block.height);
+                        continue;
                     }
-                    let changeset = self.indexer.apply_block_with_txids(view, &block, &txids)?;
+                    self.indexer
+                        .stage_block_with_txids(base, staged, &block, &txids)?;
                     let more = self.node_tip.is_some_and(|(nh, _)| height < nh);
                     self.state = if more {
                         State::Fetch(height.saturating_add(1))
                     } else {
                         State::Start
                     };
-                    return Ok(SyncStep::Apply {
-                        changeset,
+                    return Ok(SyncStep::Staged {
                         tx_count: block.txdata.len(),
                         size: block.total_size(),
                     });
@@ -407,10 +439,10 @@ fn merkle_root_matches(txids: &[Txid], root: [u8; 32]) -> bool {
         if level.chunks_exact(2).any(|p| matches!(p, [a, b] if a == b)) {
             return false;
         }
-        if level.len() % 2 == 1 {
-            if let Some(l) = level.last().copied() {
-                level.push(l);
-            }
+        if level.len() % 2 == 1
+            && let Some(l) = level.last().copied()
+        {
+            level.push(l);
         }
         level = level
             .chunks_exact(2)

@@ -203,19 +203,21 @@ fn bad_blocks_are_typed_errors() {
 }
 
 #[test]
-fn undo_data_is_pruned_at_the_depth_limit() {
+fn undo_data_is_pruned_at_twice_the_depth_limit() {
+    // Twice the limit: after a reorg as deep as the limit, a full limit of undo data is left.
     let c = common::chain(10, 12, 2);
     let store = common::fresh(c.blocks(), 4);
     let ix = common::indexer(4);
-    for _ in 0..4 {
+    assert_eq!(ix.undo_retention(), 8);
+    for _ in 0..8 {
         let cs = ix.undo_tip(&store.snapshot().unwrap()).unwrap();
         store.commit(&cs).unwrap();
     }
     assert!(matches!(
         ix.undo_tip(&store.snapshot().unwrap()),
-        Err(IndexError::NoUndoData { height: 7 })
+        Err(IndexError::NoUndoData { height: 3 })
     ));
-    common::assert_matches_model(&store.snapshot().unwrap(), &c.blocks()[..8]);
+    common::assert_matches_model(&store.snapshot().unwrap(), &c.blocks()[..4]);
 }
 
 #[test]

@@ -583,14 +583,14 @@ impl Ledger {
     /// # Errors
     /// An unknown payout, or one already confirmed.
     pub fn abandon_payout(&self, txid: Txid) -> Result<ChangeSet, LedgerError> {
-        if let Some(p) = self.state.payouts.get(&txid) {
-            if p.status == PayoutStatus::Confirmed {
-                return Err(LedgerError::BadTransition {
-                    what: format!("payout {txid}"),
-                    from: "Confirmed".into(),
-                    to: "abandoned",
-                });
-            }
+        if let Some(p) = self.state.payouts.get(&txid)
+            && p.status == PayoutStatus::Confirmed
+        {
+            return Err(LedgerError::BadTransition {
+                what: format!("payout {txid}"),
+                from: "Confirmed".into(),
+                to: "abandoned",
+            });
         }
         self.payout_status(txid, PayoutStatus::Abandoned)
     }

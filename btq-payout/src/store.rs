@@ -215,7 +215,7 @@ pub use self::redb_store::RedbStore;
 mod redb_store {
     use std::path::Path;
 
-    use redb::{Database, ReadableTable, TableDefinition};
+    use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
     use super::{
         BlockHash, ChangeSet, Store, StoreError, Txid, block_key, decode_block, decode_payout,

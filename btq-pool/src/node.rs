@@ -220,19 +220,19 @@ impl<N: NodeApi> NodeSet<N> {
     }
 
     fn record(&self, index: usize, result: Result<(), &NodeError>) {
-        if let Ok(mut health) = self.health.lock() {
-            if let Some(h) = health.get_mut(index) {
-                match result {
-                    Ok(()) => {
-                        h.healthy = true;
-                        h.consecutive_failures = 0;
-                    }
-                    Err(e) => {
-                        h.consecutive_failures = h.consecutive_failures.saturating_add(1);
-                        h.last_error = Some(e.clone());
-                        if h.consecutive_failures >= self.failures_before_down {
-                            h.healthy = false;
-                        }
+        if let Ok(mut health) = self.health.lock()
+            && let Some(h) = health.get_mut(index)
+        {
+            match result {
+                Ok(()) => {
+                    h.healthy = true;
+                    h.consecutive_failures = 0;
+                }
+                Err(e) => {
+                    h.consecutive_failures = h.consecutive_failures.saturating_add(1);
+                    h.last_error = Some(e.clone());
+                    if h.consecutive_failures >= self.failures_before_down {
+                        h.healthy = false;
                     }
                 }
             }

@@ -93,10 +93,8 @@ impl RequestId {
             && b.len() <= 19
             && b.iter().all(u8::is_ascii_digit)
             && (b.len() == 1 || b.first() != Some(&b'0'));
-        if canonical_int {
-            if let Ok(n) = text.parse::<u64>() {
-                return Ok(Self(IdRepr::Num(n)));
-            }
+        if canonical_int && let Ok(n) = text.parse::<u64>() {
+            return Ok(Self(IdRepr::Num(n)));
         }
         if text == "null" {
             return Ok(Self::NULL);

@@ -696,13 +696,13 @@ impl Server {
         if sess.phase == Phase::Authorized {
             self.authorized = self.authorized.saturating_sub(1);
         }
-        if let Some(pi) = self.prefixes.find(&sess.prefix) {
-            if let Some(st) = self.prefixes.get_mut(pi) {
-                st.live = st.live.saturating_sub(1);
-                st.last_seen = now;
-                if st.live == 0 {
-                    self.prefixes.unpin(pi);
-                }
+        if let Some(pi) = self.prefixes.find(&sess.prefix)
+            && let Some(st) = self.prefixes.get_mut(pi)
+        {
+            st.live = st.live.saturating_sub(1);
+            st.last_seen = now;
+            if st.live == 0 {
+                self.prefixes.unpin(pi);
             }
         }
         self.free.push_back(session.index());
@@ -1068,12 +1068,12 @@ impl Server {
             };
             slot.ready_queued = false;
             let gen_ = slot.generation;
-            if let Some(sess) = slot.session.as_mut() {
-                if !sess.out.is_empty() {
-                    out.extend_from_slice(&sess.out);
-                    drain_out(&mut sess.out);
-                    return Some(SessionId::from_parts(idx, gen_));
-                }
+            if let Some(sess) = slot.session.as_mut()
+                && !sess.out.is_empty()
+            {
+                out.extend_from_slice(&sess.out);
+                drain_out(&mut sess.out);
+                return Some(SessionId::from_parts(idx, gen_));
             }
         }
         None

@@ -120,16 +120,13 @@ impl core::fmt::Debug for PostgresSnapshot<'_> {
 
 impl Drop for PostgresSnapshot<'_> {
     fn drop(&mut self) {
-        if let Some(m) = self.client.take() {
-            if let Ok(mut c) = m.into_inner() {
-                if c.batch_execute("ROLLBACK").is_ok() {
-                    if let Ok(mut idle) = self.store.idle.lock() {
-                        if idle.len() < MAX_IDLE_CONNECTIONS {
-                            idle.push(c);
-                        }
-                    }
-                }
-            }
+        if let Some(m) = self.client.take()
+            && let Ok(mut c) = m.into_inner()
+            && c.batch_execute("ROLLBACK").is_ok()
+            && let Ok(mut idle) = self.store.idle.lock()
+            && idle.len() < MAX_IDLE_CONNECTIONS
+        {
+            idle.push(c);
         }
     }
 }

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::cell::OnceCell;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableTable, ReadableTableMetadata,
-    TableDefinition,
+    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
+    ReadableTableMetadata, TableDefinition,
 };
 
 use crate::changeset::ChangeSet;
@@ -167,8 +167,9 @@ impl Store for RedbStore {
         w.set_durability(if self.durable {
             Durability::Immediate
         } else {
-            Durability::Eventual
-        });
+            Durability::None
+        })
+        .map_err(e("set_durability"))?;
         {
             let meta = w.open_table(def(Table::Meta)).map_err(e("open_table"))?;
             let found = match meta.get(TIP_KEY).map_err(e("get"))? {
