@@ -1,10 +1,15 @@
 //! `btqkit index`: follow the node into an index (`sync`) and serve it over HTTP (`serve`).
 //!
+//! `sync --listen ADDR` does both in one process over one store (the only way with a redb file,
+//! which one process locks): the blocking sync loop runs on its own thread, the HTTP API on a
+//! tokio runtime, and readers see only committed snapshots. Ctrl-C stops both; with `--once`
+//! the server stops when the sync has reached the node's tip.
+//!
 //! Needs `btq-index = { workspace = true, features = ["runtime-tokio", "backend-postgres"] }`
 //! and `tokio.workspace = true` in btqkit's dependencies.
 
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
@@ -76,6 +81,12 @@ pub(crate) struct SyncArgs {
     /// Blocks per commit during initial sync.
     #[arg(long, default_value_t = 1000)]
     batch: u32,
+    /// Also serve the HTTP API on this address from the same process and store.
+    #[arg(long)]
+    listen: Option<String>,
+    /// Network whose address strings the HTTP API accepts and renders (with --listen).
+    #[arg(long, default_value = "main")]
+    network: String,
 }
 
 /// `btqkit index serve`.
@@ -119,42 +130,141 @@ fn sync(a: SyncArgs) -> anyhow::Result<()> {
         (Some(path), _) => {
             let store =
                 RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
-            sync_with(&store, indexer, &a)
+            sync_with(Arc::new(store), indexer, a)
         }
         (None, Some(url)) => {
             let store =
                 PostgresStore::connect(url, &a.db.schema).context("connecting to PostgreSQL")?;
-            sync_with(&store, indexer, &a)
+            sync_with(Arc::new(store), indexer, a)
         }
         (None, None) => bail!("give --db or --postgres"),
     }
 }
 
-fn sync_with<S: Store>(store: &S, indexer: Indexer, a: &SyncArgs) -> anyhow::Result<()> {
-    if let Some(dir) = &a.from_dir {
-        return follow(store, DirSource::new(dir), indexer, a);
-    }
-    let Some(url) = &a.rpc else {
-        bail!("give --rpc or --from-dir");
-    };
-    let auth = match (&a.cookie, &a.user, &a.password) {
+/// Why the sync loop wakes before its poll interval is over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Wake {
+    /// The node has a new block.
+    Block,
+    /// Stop after the current sync.
+    Stop,
+}
+
+/// Where blocks come from.
+enum Source {
+    Node(RpcClient),
+    Dir(DirSource),
+}
+
+fn rpc_auth(cookie: Option<&PathBuf>, user: Option<&String>, password: Option<&String>) -> RpcAuth {
+    match (cookie, user, password) {
         (Some(c), _, _) => RpcAuth::Cookie(c.clone()),
         (None, Some(user), Some(password)) => RpcAuth::UserPass {
             user: user.clone(),
             password: password.clone(),
         },
         _ => RpcAuth::None,
+    }
+}
+
+fn parse_network(s: &str) -> anyhow::Result<Network> {
+    s.parse()
+        .map_err(|e| anyhow::anyhow!("{e:?}"))
+        .context("--network")
+}
+
+fn sync_with<S: Store + 'static>(
+    store: Arc<S>,
+    indexer: Indexer,
+    a: SyncArgs,
+) -> anyhow::Result<()> {
+    let source = if let Some(dir) = &a.from_dir {
+        Source::Dir(DirSource::new(dir))
+    } else {
+        let Some(url) = &a.rpc else {
+            bail!("give --rpc or --from-dir");
+        };
+        let auth = rpc_auth(a.cookie.as_ref(), a.user.as_ref(), a.password.as_ref());
+        Source::Node(RpcClient::new(url, auth, Duration::from_secs(60))?)
     };
-    let client = RpcClient::new(url, auth, Duration::from_secs(60))?;
-    follow(store, client, indexer, a)
+    let (wake_tx, wake_rx) = mpsc::channel();
+    let Some(listen) = a.listen.clone() else {
+        let r = follow(&*store, source, indexer, &a, &wake_rx);
+        drop(wake_tx);
+        return r;
+    };
+    let network = parse_network(&a.network)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(&listen))
+        .with_context(|| format!("listening on {listen}"))?;
+    let router = btq_index::http::router(Arc::clone(&store), network);
+    // The sync loop on its own thread: a long initial sync never holds a runtime worker, and
+    // Ctrl-C does not wait for it (every committed batch is durable; the rest is redone).
+    let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+    let sync_store = Arc::clone(&store);
+    std::thread::Builder::new()
+        .name("index-sync".into())
+        .spawn(move || {
+            let r = follow(&*sync_store, source, indexer, &a, &wake_rx);
+            let _ = done_tx.send(r);
+        })
+        .context("starting the sync thread")?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let addr = listener.local_addr()?;
+    let server = btq_index::http::serve(listener, router, async {
+        let _ = stop_rx.await;
+    });
+    let r = rt.block_on(serve_while_syncing(addr, server, stop_tx, done_rx));
+    let _ = wake_tx.send(Wake::Stop);
+    rt.shutdown_timeout(Duration::from_secs(5));
+    r
+}
+
+/// Serves until the sync loop ends (an error, or `--once` done) or Ctrl-C.
+#[allow(clippy::print_stderr, reason = "startup line goes to stderr")]
+async fn serve_while_syncing(
+    addr: std::net::SocketAddr,
+    server: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    stop_tx: tokio::sync::oneshot::Sender<()>,
+    done: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    eprintln!("serving on http://{addr}");
+    let server = tokio::spawn(server);
+    let r = tokio::select! {
+        r = done => r.unwrap_or_else(|_| Err(anyhow::anyhow!("the sync thread failed"))),
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    };
+    let _ = stop_tx.send(());
+    match server.await {
+        Ok(Ok(())) => r,
+        Ok(Err(e)) => r.and(Err(e.into())),
+        Err(e) => r.and(Err(anyhow::anyhow!("the HTTP server failed: {e}"))),
+    }
+}
+
+fn follow<S: Store>(
+    store: &S,
+    source: Source,
+    indexer: Indexer,
+    a: &SyncArgs,
+    wake: &mpsc::Receiver<Wake>,
+) -> anyhow::Result<()> {
+    match source {
+        Source::Node(c) => follow_from(store, c, indexer, a, wake),
+        Source::Dir(d) => follow_from(store, d, indexer, a, wake),
+    }
 }
 
 #[allow(clippy::print_stderr, reason = "progress goes to stderr")]
-fn follow<S: Store, B: BlockSource>(
+fn follow_from<S: Store, B: BlockSource>(
     store: &S,
     source: B,
     indexer: Indexer,
     a: &SyncArgs,
+    wake: &mpsc::Receiver<Wake>,
 ) -> anyhow::Result<()> {
     let opts = SyncOptions {
         batch_blocks: a.batch.max(1),
@@ -187,16 +297,22 @@ fn follow<S: Store, B: BlockSource>(
         if a.once {
             return Ok(());
         }
-        std::thread::sleep(Duration::from_secs(a.poll_secs.max(1)));
+        // Wait for the poll interval or a wake-up; a burst of wake-ups syncs once.
+        match wake.recv_timeout(Duration::from_secs(a.poll_secs.max(1))) {
+            Ok(Wake::Stop) | Err(mpsc::RecvTimeoutError::Disconnected) => return Ok(()),
+            Ok(Wake::Block) | Err(mpsc::RecvTimeoutError::Timeout) => {
+                while let Ok(w) = wake.try_recv() {
+                    if w == Wake::Stop {
+                        return Ok(());
+                    }
+                }
+            }
+        }
     }
 }
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
-    let network: Network = a
-        .network
-        .parse()
-        .map_err(|e| anyhow::anyhow!("{e:?}"))
-        .context("--network")?;
+    let network = parse_network(&a.network)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
