@@ -100,6 +100,22 @@ pub(crate) struct ServeArgs {
     /// Network whose address strings are accepted and rendered.
     #[arg(long, default_value = "main")]
     network: String,
+    /// Node RPC URL: `/tx/:txid` then answers full transactions (fetched from the node) and
+    /// `/tx/:txid/hex` and `/raw` work; without it `/tx/:txid` answers what the index has.
+    #[arg(long)]
+    rpc: Option<String>,
+    /// The node's .cookie file.
+    #[arg(long, requires = "rpc", conflicts_with_all = ["user", "password"])]
+    cookie: Option<PathBuf>,
+    /// RPC user.
+    #[arg(long, requires_all = ["rpc", "password"])]
+    user: Option<String>,
+    /// RPC password.
+    #[arg(long, requires = "user")]
+    password: Option<String>,
+    /// Seconds a node call for `/tx` may take.
+    #[arg(long, default_value_t = 10)]
+    rpc_timeout_secs: u64,
 }
 
 /// Runs an `index` subcommand.
@@ -141,6 +157,9 @@ fn sync(a: SyncArgs) -> anyhow::Result<()> {
     }
 }
 
+/// How long a node call of the HTTP API (`/tx`) may take in `sync --listen`.
+const HTTP_NODE_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why the sync loop wakes before its poll interval is over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Wake {
@@ -178,14 +197,20 @@ fn sync_with<S: Store + 'static>(
     indexer: Indexer,
     a: SyncArgs,
 ) -> anyhow::Result<()> {
-    let source = if let Some(dir) = &a.from_dir {
-        Source::Dir(DirSource::new(dir))
+    let (source, http_node) = if let Some(dir) = &a.from_dir {
+        (Source::Dir(DirSource::new(dir)), None)
     } else {
         let Some(url) = &a.rpc else {
             bail!("give --rpc or --from-dir");
         };
         let auth = rpc_auth(a.cookie.as_ref(), a.user.as_ref(), a.password.as_ref());
-        Source::Node(RpcClient::new(url, auth, Duration::from_secs(60))?)
+        // The HTTP API asks the same node for raw transactions, with a shorter timeout.
+        let http_node = match &a.listen {
+            Some(_) => Some(RpcClient::new(url, auth.clone(), HTTP_NODE_TIMEOUT)?),
+            None => None,
+        };
+        let client = RpcClient::new(url, auth, Duration::from_secs(60))?;
+        (Source::Node(client), http_node)
     };
     let (wake_tx, wake_rx) = mpsc::channel();
     let Some(listen) = a.listen.clone() else {
@@ -200,7 +225,7 @@ fn sync_with<S: Store + 'static>(
     let listener = rt
         .block_on(tokio::net::TcpListener::bind(&listen))
         .with_context(|| format!("listening on {listen}"))?;
-    let router = btq_index::http::router(Arc::clone(&store), network);
+    let router = btq_index::http::router_with_node(Arc::clone(&store), network, http_node);
     // The sync loop on its own thread: a long initial sync never holds a runtime worker, and
     // Ctrl-C does not wait for it (every committed batch is durable; the rest is redone).
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -313,6 +338,15 @@ fn follow_from<S: Store, B: BlockSource>(
 
 fn serve(a: ServeArgs) -> anyhow::Result<()> {
     let network = parse_network(&a.network)?;
+    // A blocking client: created before the runtime starts.
+    let node = match &a.rpc {
+        Some(url) => {
+            let auth = rpc_auth(a.cookie.as_ref(), a.user.as_ref(), a.password.as_ref());
+            let timeout = Duration::from_secs(a.rpc_timeout_secs.max(1));
+            Some(RpcClient::new(url, auth, timeout)?)
+        }
+        None => None,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
@@ -320,12 +354,12 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         (Some(path), _) => {
             let store =
                 RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
-            rt.block_on(serve_with(Arc::new(store), network, &a.listen))
+            rt.block_on(serve_with(Arc::new(store), network, node, &a.listen))
         }
         (None, Some(url)) => {
             let store =
                 PostgresStore::connect(url, &a.db.schema).context("connecting to PostgreSQL")?;
-            rt.block_on(serve_with(Arc::new(store), network, &a.listen))
+            rt.block_on(serve_with(Arc::new(store), network, node, &a.listen))
         }
         (None, None) => bail!("give --db or --postgres"),
     }
@@ -335,13 +369,14 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
 async fn serve_with<S: Store + 'static>(
     store: Arc<S>,
     network: Network,
+    node: Option<RpcClient>,
     listen: &str,
 ) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("listening on {listen}"))?;
     eprintln!("serving on http://{}", listener.local_addr()?);
-    let router = btq_index::http::router(store, network);
+    let router = btq_index::http::router_with_node(store, network, node);
     btq_index::http::serve(listener, router, async {
         let _ = tokio::signal::ctrl_c().await;
     })
