@@ -3,10 +3,14 @@
 //! `sync --listen ADDR` does both in one process over one store (the only way with a redb file,
 //! which one process locks): the blocking sync loop runs on its own thread, the HTTP API on a
 //! tokio runtime, and readers see only committed snapshots. Ctrl-C stops both; with `--once`
-//! the server stops when the sync has reached the node's tip.
+//! the server stops when the sync has reached the node's tip. The HTTP API asks the sync's node
+//! for raw transactions (`/tx/:txid`); `serve --rpc URL` does the same for a separate server.
+//!
+//! `sync --zmq-block ENDPOINT` subscribes to the node's `hashblock` ZMQ topic and wakes the sync
+//! loop at once; the poll interval stays the fallback for lost notifications and ZMQ errors.
 //!
 //! Needs `btq-index = { workspace = true, features = ["runtime-tokio", "backend-postgres"] }`
-//! and `tokio.workspace = true` in btqkit's dependencies.
+//! and `tokio.workspace = true` in btqkit's dependencies (and `zeromq` for `--zmq-block`).
 
 use std::path::PathBuf;
 use std::sync::{Arc, mpsc};
@@ -84,6 +88,11 @@ pub(crate) struct SyncArgs {
     /// Also serve the HTTP API on this address from the same process and store.
     #[arg(long)]
     listen: Option<String>,
+    /// The node's ZMQ `hashblock` publisher (`-zmqpubhashblock`), e.g. tcp://127.0.0.1:28332:
+    /// a new block wakes the sync at once; polling stays the fallback, so a lost notification or
+    /// a ZMQ failure (logged) only delays until the next poll.
+    #[arg(long, value_name = "ENDPOINT", conflicts_with = "from_dir")]
+    zmq_block: Option<String>,
     /// Network whose address strings the HTTP API accepts and renders (with --listen).
     #[arg(long, default_value = "main")]
     network: String,
@@ -213,19 +222,32 @@ fn sync_with<S: Store + 'static>(
         (Source::Node(client), http_node)
     };
     let (wake_tx, wake_rx) = mpsc::channel();
-    let Some(listen) = a.listen.clone() else {
+    if a.listen.is_none() && a.zmq_block.is_none() {
         let r = follow(&*store, source, indexer, &a, &wake_rx);
         drop(wake_tx);
         return r;
-    };
+    }
     let network = parse_network(&a.network)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(&listen))
-        .with_context(|| format!("listening on {listen}"))?;
-    let router = btq_index::http::router_with_node(Arc::clone(&store), network, http_node);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = match &a.listen {
+        Some(listen) => {
+            let listener = rt
+                .block_on(tokio::net::TcpListener::bind(listen))
+                .with_context(|| format!("listening on {listen}"))?;
+            let router = btq_index::http::router_with_node(Arc::clone(&store), network, http_node);
+            log(&format!("serving on http://{}", listener.local_addr()?));
+            Some(rt.spawn(btq_index::http::serve(listener, router, async {
+                let _ = stop_rx.await;
+            })))
+        }
+        None => None,
+    };
+    if let Some(endpoint) = &a.zmq_block {
+        rt.spawn(zmq_wake(endpoint.clone(), wake_tx.clone()));
+    }
     // The sync loop on its own thread: a long initial sync never holds a runtime worker, and
     // Ctrl-C does not wait for it (every committed batch is durable; the rest is redone).
     let (done_tx, done_rx) = tokio::sync::oneshot::channel();
@@ -237,36 +259,72 @@ fn sync_with<S: Store + 'static>(
             let _ = done_tx.send(r);
         })
         .context("starting the sync thread")?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let addr = listener.local_addr()?;
-    let server = btq_index::http::serve(listener, router, async {
-        let _ = stop_rx.await;
-    });
-    let r = rt.block_on(serve_while_syncing(addr, server, stop_tx, done_rx));
+    let r = rt.block_on(until_done(done_rx, stop_tx, server));
     let _ = wake_tx.send(Wake::Stop);
     rt.shutdown_timeout(Duration::from_secs(5));
     r
 }
 
-/// Serves until the sync loop ends (an error, or `--once` done) or Ctrl-C.
-#[allow(clippy::print_stderr, reason = "startup line goes to stderr")]
-async fn serve_while_syncing(
-    addr: std::net::SocketAddr,
-    server: impl Future<Output = std::io::Result<()>> + Send + 'static,
-    stop_tx: tokio::sync::oneshot::Sender<()>,
+#[allow(clippy::print_stderr, reason = "the log goes to stderr")]
+fn log(line: &str) {
+    eprintln!("{line}");
+}
+
+/// Waits for the sync loop to end (an error, or `--once` done) or Ctrl-C, then stops the
+/// HTTP server.
+async fn until_done(
     done: tokio::sync::oneshot::Receiver<anyhow::Result<()>>,
+    stop_server: tokio::sync::oneshot::Sender<()>,
+    server: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 ) -> anyhow::Result<()> {
-    eprintln!("serving on http://{addr}");
-    let server = tokio::spawn(server);
     let r = tokio::select! {
         r = done => r.unwrap_or_else(|_| Err(anyhow::anyhow!("the sync thread failed"))),
         _ = tokio::signal::ctrl_c() => Ok(()),
     };
-    let _ = stop_tx.send(());
+    let _ = stop_server.send(());
+    let Some(server) = server else {
+        return r;
+    };
     match server.await {
         Ok(Ok(())) => r,
         Ok(Err(e)) => r.and(Err(e.into())),
         Err(e) => r.and(Err(anyhow::anyhow!("the HTTP server failed: {e}"))),
+    }
+}
+
+/// Seconds between attempts to (re)subscribe after a ZMQ error.
+const ZMQ_RETRY: Duration = Duration::from_secs(5);
+
+/// Wakes the sync loop on every `hashblock` notification from `endpoint`, until the loop is
+/// gone. Errors are logged and the subscription retried; polling goes on meanwhile.
+async fn zmq_wake(endpoint: String, wake: mpsc::Sender<Wake>) {
+    loop {
+        match zmq_session(&endpoint, &wake).await {
+            Ok(()) => return,
+            Err(e) => log(&format!(
+                "zmq {endpoint}: {e}; polling continues, retrying in {} s",
+                ZMQ_RETRY.as_secs()
+            )),
+        }
+        tokio::time::sleep(ZMQ_RETRY).await;
+    }
+}
+
+/// One subscription: `Ok` when the sync loop is gone.
+async fn zmq_session(endpoint: &str, wake: &mpsc::Sender<Wake>) -> zeromq::ZmqResult<()> {
+    use zeromq::{Socket, SocketRecv};
+    let mut sock = zeromq::SubSocket::new();
+    sock.connect(endpoint).await?;
+    sock.subscribe("hashblock").await?;
+    log(&format!("zmq: subscribed to hashblock on {endpoint}"));
+    loop {
+        let msg = sock.recv().await?;
+        // topic "hashblock", the 32-byte hash, a 4-byte LE sequence number.
+        let is_block = msg.get(0).is_some_and(|t| t.as_ref() == b"hashblock")
+            && msg.get(1).is_some_and(|h| h.len() == 32);
+        if is_block && wake.send(Wake::Block).is_err() {
+            return Ok(());
+        }
     }
 }
 

@@ -473,3 +473,74 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(&dir).unwrap();
     dir
 }
+
+#[test]
+fn index_sync_wakes_on_zmq_hashblock() {
+    use zeromq::{Socket, SocketSend};
+    let mut builder = btq_index::testkit::ChainBuilder::new(9, 20);
+    for _ in 0..6 {
+        builder.push_block(3);
+    }
+    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
+    let node = node::start(std::sync::Arc::clone(&chain));
+    // The node's ZMQ publisher.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut publisher = zeromq::PubSocket::new();
+    let endpoint = rt
+        .block_on(publisher.bind("tcp://127.0.0.1:0"))
+        .unwrap()
+        .to_string();
+    let dir = tempfile_dir("zmq");
+    // A 60 s poll: only the notification explains a new tip within seconds.
+    let (_child, addr, rx) = spawn_sync_listen(
+        node,
+        &dir.join("i.redb"),
+        &["--poll-secs", "60", "--zmq-block", &endpoint],
+    );
+    wait_for_height(&addr, 5, std::time::Duration::from_secs(30));
+    let subscribed = std::time::Instant::now();
+    while !rx
+        .recv_timeout(std::time::Duration::from_secs(1))
+        .is_ok_and(|l| l.starts_with("zmq: subscribed"))
+    {
+        assert!(subscribed.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    let mut seq = 0u32;
+    let mut notify_until =
+        |publisher: &mut zeromq::PubSocket, hash: btq_core::hash::BlockHash, height: &str| {
+            let start = std::time::Instant::now();
+            // A PUB socket drops messages until the subscription reached it: publish until seen.
+            loop {
+                let mut m = zeromq::ZmqMessage::from("hashblock");
+                m.push_back(hash.to_byte_array().to_vec().into());
+                m.push_back(seq.to_le_bytes().to_vec().into());
+                seq += 1;
+                rt.block_on(publisher.send(m)).unwrap();
+                let (s, body) = http_get(&addr, "/blocks/tip/height");
+                if (s, body.as_str()) == (200, height) {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(10),
+                    "no sync within 10 s of the notification (tip {body})"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        };
+    let hash = builder.push_block(3).block_hash();
+    *chain.lock().unwrap() = builder.blocks().to_vec();
+    notify_until(&mut publisher, hash, "6");
+    // Noise on the topic (a short hash) is ignored and does not end the subscription.
+    let mut noise = zeromq::ZmqMessage::from("hashblock");
+    noise.push_back(vec![1, 2, 3].into());
+    rt.block_on(publisher.send(noise)).unwrap();
+    let hash = builder.push_block(3).block_hash();
+    *chain.lock().unwrap() = builder.blocks().to_vec();
+    notify_until(&mut publisher, hash, "7");
+    let _ = std::fs::remove_dir_all(&dir);
+}
