@@ -244,11 +244,16 @@ mod node {
         rd.read_exact(&mut body).ok()?;
         let req: Value = serde_json::from_slice(&body).ok()?;
         let blocks = chain.lock().unwrap().clone();
-        let answer = match result(&blocks, &req) {
+        let one = |req: &Value| match result(&blocks, req) {
             Ok(r) => json!({"result": r, "error": null, "id": req["id"]}),
             Err((code, message)) => {
                 json!({"result": null, "error": {"code": code, "message": message}, "id": req["id"]})
             }
+        };
+        // A JSON-RPC batch is answered call by call.
+        let answer = match &req {
+            Value::Array(calls) => calls.iter().map(one).collect(),
+            call => one(call),
         }
         .to_string();
         write!(
@@ -325,10 +330,21 @@ fn spawn_sync_listen(
     db: &std::path::Path,
     extra: &[&str],
 ) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
+    spawn_listening("sync", node, db, extra)
+}
+
+/// Spawns `btqkit index <cmd> --rpc <node> --db <db> --listen 127.0.0.1:0 ...`; returns the
+/// child, the HTTP address it printed and its remaining stderr.
+fn spawn_listening(
+    cmd: &str,
+    node: std::net::SocketAddr,
+    db: &std::path::Path,
+    extra: &[&str],
+) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
     let url = format!("http://{node}/");
     let mut args = vec![
         "index",
-        "sync",
+        cmd,
         "--rpc",
         &url,
         "--db",
@@ -440,6 +456,11 @@ fn index_sync_listen_serves_from_the_same_process() {
     let v: Value = serde_json::from_str(&body).unwrap();
     assert_eq!((s, v["balance"].as_u64().unwrap()), (200, *want));
 
+    // Full transactions from the sync's node.
+    let tx = &builder.blocks()[9].txdata[2];
+    let raw = btq_core::hex::encode(&btq_core::encoding::encode_to_vec(tx));
+    assert_tx_served(&addr, tx, &raw);
+
     // The redb file is held by this one process: a second writer cannot open it.
     fails_cleanly(&["index", "serve", "--db", db.to_str().unwrap()]);
     drop(child.0.kill());
@@ -463,7 +484,26 @@ fn index_sync_listen_serves_from_the_same_process() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+
+    // `index serve --rpc`: a separate server asks the node for transactions too.
+    let (_serve, addr, _rx) = spawn_listening("serve", node, &db, &[]);
+    assert_tx_served(&addr, tx, &raw);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/tx/:txid` is the full transaction and `/tx/:txid/hex` its serialization.
+fn assert_tx_served(addr: &str, tx: &btq_core::tx::Transaction, raw: &str) {
+    let (s, body) = http_get(addr, &format!("/tx/{}", tx.txid()));
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["txid"], tx.txid().to_string());
+    assert_eq!(v["vin"].as_array().unwrap().len(), tx.input.len());
+    assert_eq!(v["vout"][0]["value"], tx.output[0].value);
+    assert_eq!(v["status"]["block_height"], 9);
+    assert_eq!(
+        http_get(addr, &format!("/tx/{}/hex", tx.txid())),
+        (200, raw.to_owned())
+    );
 }
 
 /// A fresh directory under the system temp dir.
