@@ -1,23 +1,36 @@
 //! The HTTP JSON API, modelled on Esplora's REST API, plus explorer endpoints.
 //!
 //! Every request reads one store snapshot (on a blocking thread), so the parts of one answer
-//! agree. Differences from Esplora: transactions are not stored, so `/tx/:txid` returns where
-//! the transaction confirmed with its weight, vsize (⌈weight/16⌉) and fee, and history entries
-//! carry the funded/spent amounts and the balance after each transaction; `mempool_stats` is
-//! always zero (the index is confirmed-only).
+//! agree. Differences from Esplora: history entries carry the funded/spent amounts and the
+//! balance after each transaction; `mempool_stats` is always zero (the index is confirmed-only);
+//! `scriptpubkey_type` is the node's RPC type name and there is no `scriptpubkey_asm`.
+//!
+//! **Transactions.** The index does not store raw transactions. With a node
+//! ([`router_with_node`]), `/tx/:txid` fetches the transaction with
+//! `getrawtransaction <txid> false <blockhash>` (the index knows the block of every txid) and
+//! answers Esplora's transaction JSON; prevouts come from their own blocks, in batches of
+//! [`PREVOUT_BATCH`], for at most [`MAX_PREVOUT_TXS`] distinct parent transactions — inputs
+//! past that cap have `"prevout": null`. Without a node, `/tx/:txid` answers what the index
+//! has (where it confirmed, weight, vsize ⌈weight/16⌉, size and fee) and `/tx/:txid/hex` and
+//! `/tx/:txid/raw` answer 503. Node calls run on blocking threads with the client's timeout;
+//! an unreachable or failing node gets 502, never a hang of the runtime.
 //!
 //! | path | answer |
 //! | --- | --- |
 //! | `/blocks/tip/height`, `/blocks/tip/hash` | text |
 //! | `/block/:hash`, `/block/:hash/txids`, `/block-height/:height` (text hash) | block |
-//! | `/tx/:txid` | position, weight, vsize, fee |
+//! | `/tx/:txid` | Esplora's transaction (with a node) or position, weight, vsize, fee |
+//! | `/tx/:txid/hex`, `/tx/:txid/raw` | the serialized transaction (needs a node) |
+//! | `/tx/:txid/status` | `confirmed`, `block_height`, `block_hash`, `block_time` |
 //! | `/address/:a`, `/scripthash/:h` | `chain_stats`, balance |
 //! | `…/txs` (`?before_height=&before_index=` or `…/txs/chain/:last_seen_txid`), `…/utxo`, `…/balance?height=` | |
 //! | `/explorer/difficulty?from=&to=&step=`, `/explorer/pools`, `/explorer/blocks-per-bucket?from=&to=`, `/explorer/richlist?limit=` | aggregates |
 //!
-//! Bad input gets 400, unknown things 404, both with `{"error": "..."}`.
+//! Bad input gets 400, unknown things 404, node failures 502, a missing node 503, all with
+//! `{"error": "..."}`.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use axum::Router;
 use axum::extract::{Path, Query, State};
@@ -27,15 +40,27 @@ use axum::routing::get;
 use btq_core::Address;
 use btq_core::hash::{BlockHash, Txid};
 use btq_core::params::Network;
+use btq_core::tx::{Transaction, TxOut};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::query::{self, HistoryCursor, QueryError};
+use crate::rpc::{RpcClient, RpcError};
 use crate::schema::ScriptHash;
 use crate::store::Store;
 
 /// Page size of history lists (Esplora's 25, larger on request up to this).
 pub const MAX_HISTORY_PAGE: usize = 100;
+
+/// Most distinct parent transactions fetched for the prevouts of one `/tx/:txid`; inputs
+/// spending other parents get `"prevout": null`.
+pub const MAX_PREVOUT_TXS: usize = 500;
+
+/// Parent transactions asked for in one JSON-RPC batch.
+pub const PREVOUT_BATCH: usize = 50;
+
+/// Idle node clients kept for reuse.
+const IDLE_CLIENTS: usize = 8;
 
 /// An API error: a status and a message rendered as `{"error": message}`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +84,24 @@ impl ApiError {
             message: m.into(),
         }
     }
+    fn bad_gateway(m: impl Into<String>) -> Self {
+        Self {
+            status: StatusCode::BAD_GATEWAY,
+            message: m.into(),
+        }
+    }
+    fn worker_failed() -> Self {
+        Self {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: "worker failed".into(),
+        }
+    }
+}
+
+impl From<RpcError> for ApiError {
+    fn from(e: RpcError) -> Self {
+        Self::bad_gateway(format!("node: {e}"))
+    }
 }
 
 impl From<QueryError> for ApiError {
@@ -76,16 +119,58 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Node clients: one per concurrent request, reused.
+struct Node {
+    template: RpcClient,
+    idle: Mutex<Vec<RpcClient>>,
+}
+
+impl Node {
+    /// Runs `f` with an idle client (or a new clone); blocking.
+    fn with<T>(&self, f: impl FnOnce(&mut RpcClient) -> T) -> T {
+        let idle = self.idle.lock().ok().and_then(|mut v| v.pop());
+        let mut c = idle.unwrap_or_else(|| self.template.clone());
+        let r = f(&mut c);
+        if let Ok(mut v) = self.idle.lock()
+            && v.len() < IDLE_CLIENTS
+        {
+            v.push(c);
+        }
+        r
+    }
+}
+
 struct Api<S> {
     store: Arc<S>,
     network: Network,
+    node: Option<Node>,
 }
 
 type Shared<S> = Arc<Api<S>>;
 
-/// Builds the router over `store`, rendering addresses for `network`.
+/// Builds the router over `store`, rendering addresses for `network`, without a node:
+/// `/tx/:txid` answers only what the index has.
 pub fn router<S: Store + 'static>(store: Arc<S>, network: Network) -> Router {
-    let api = Arc::new(Api { store, network });
+    router_with_node(store, network, None)
+}
+
+/// Builds the router over `store`; with `node`, `/tx/:txid` answers full transactions and
+/// `/tx/:txid/hex` and `/raw` work. Create the client outside the async runtime (it is a
+/// blocking client); its timeout bounds every node call.
+pub fn router_with_node<S: Store + 'static>(
+    store: Arc<S>,
+    network: Network,
+    node: Option<RpcClient>,
+) -> Router {
+    let node = node.map(|template| Node {
+        template,
+        idle: Mutex::new(Vec::new()),
+    });
+    let api = Arc::new(Api {
+        store,
+        network,
+        node,
+    });
     Router::new()
         .route("/blocks/tip/height", get(tip_height::<S>))
         .route("/blocks/tip/hash", get(tip_hash::<S>))
@@ -93,6 +178,9 @@ pub fn router<S: Store + 'static>(store: Arc<S>, network: Network) -> Router {
         .route("/block/{hash}/txids", get(block_txids::<S>))
         .route("/block-height/{height}", get(block_height::<S>))
         .route("/tx/{txid}", get(tx::<S>))
+        .route("/tx/{txid}/status", get(tx_status::<S>))
+        .route("/tx/{txid}/hex", get(tx_hex::<S>))
+        .route("/tx/{txid}/raw", get(tx_raw::<S>))
         .route("/address/{addr}", get(addr_stats::<S>))
         .route("/address/{addr}/txs", get(addr_txs::<S>))
         .route("/address/{addr}/txs/chain/{last}", get(addr_txs_after::<S>))
@@ -138,10 +226,29 @@ where
         f(&snap, api.network)
     })
     .await
-    .map_err(|_| ApiError {
-        status: StatusCode::INTERNAL_SERVER_ERROR,
-        message: "worker failed".into(),
-    })?
+    .map_err(|_| ApiError::worker_failed())?
+}
+
+/// Runs `f` with a node client on a blocking thread; 503 without a node.
+async fn with_node<S, T, F>(api: &Shared<S>, f: F) -> Result<T, ApiError>
+where
+    S: Store + 'static,
+    T: Send + 'static,
+    F: FnOnce(&mut RpcClient, Network) -> Result<T, ApiError> + Send + 'static,
+{
+    if api.node.is_none() {
+        return Err(ApiError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            message: "raw transactions need a node: start the server with --rpc".into(),
+        });
+    }
+    let api = Arc::clone(api);
+    tokio::task::spawn_blocking(move || match &api.node {
+        Some(node) => node.with(|c| f(c, api.network)),
+        None => Err(ApiError::worker_failed()),
+    })
+    .await
+    .map_err(|_| ApiError::worker_failed())?
 }
 
 fn parse_block_hash(s: &str) -> Result<BlockHash, ApiError> {
@@ -245,25 +352,172 @@ async fn block_height<S: Store + 'static>(
     .await
 }
 
+fn status_json(t: &query::TxInfo) -> Value {
+    json!({"confirmed": true, "block_height": t.block.height,
+           "block_hash": t.block.hash, "block_time": t.block_time})
+}
+
+/// The index's record of `txid`, or 404.
+async fn tx_info<S: Store + 'static>(
+    api: &Shared<S>,
+    txid: &str,
+) -> Result<query::TxInfo, ApiError> {
+    let txid = parse_txid(txid)?;
+    with_snap(api, move |v, _| {
+        query::tx(v, &txid)?.ok_or_else(|| ApiError::not_found("transaction not found"))
+    })
+    .await
+}
+
+/// The serialized transaction `t` from the node, checked against its txid.
+fn fetch_tx(c: &mut RpcClient, t: &query::TxInfo) -> Result<(Vec<u8>, Transaction), ApiError> {
+    let raw = c.raw_transaction(&t.txid, &t.block.hash)?;
+    let tx = decode_tx(&raw, &t.txid)?;
+    Ok((raw, tx))
+}
+
+fn decode_tx(raw: &[u8], txid: &Txid) -> Result<Transaction, ApiError> {
+    let tx: Transaction = btq_core::encoding::decode_from_slice(raw)
+        .map_err(|e| ApiError::bad_gateway(format!("node sent an undecodable transaction: {e}")))?;
+    if tx.txid() != *txid {
+        return Err(ApiError::bad_gateway("node sent another transaction"));
+    }
+    Ok(tx)
+}
+
+async fn tx_status<S: Store + 'static>(
+    State(api): State<Shared<S>>,
+    Path(txid): Path<String>,
+) -> Result<axum::Json<Value>, ApiError> {
+    Ok(axum::Json(status_json(&tx_info(&api, &txid).await?)))
+}
+
+async fn tx_hex<S: Store + 'static>(
+    State(api): State<Shared<S>>,
+    Path(txid): Path<String>,
+) -> Result<String, ApiError> {
+    let t = tx_info(&api, &txid).await?;
+    with_node(&api, move |c, _| Ok(hex::encode(fetch_tx(c, &t)?.0))).await
+}
+
+async fn tx_raw<S: Store + 'static>(
+    State(api): State<Shared<S>>,
+    Path(txid): Path<String>,
+) -> Result<Response, ApiError> {
+    let t = tx_info(&api, &txid).await?;
+    let raw = with_node(&api, move |c, _| Ok(fetch_tx(c, &t)?.0)).await?;
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+        raw,
+    )
+        .into_response())
+}
+
 async fn tx<S: Store + 'static>(
     State(api): State<Shared<S>>,
     Path(txid): Path<String>,
 ) -> Result<axum::Json<Value>, ApiError> {
-    let txid = parse_txid(&txid)?;
-    with_snap(&api, move |v, _| {
-        let t = query::tx(v, &txid)?.ok_or_else(|| ApiError::not_found("transaction not found"))?;
-        Ok(axum::Json(json!({
+    let t = tx_info(&api, &txid).await?;
+    if api.node.is_none() {
+        return Ok(axum::Json(json!({
             "txid": t.txid,
-            "status": {"confirmed": true, "block_height": t.block.height,
-                       "block_hash": t.block.hash, "block_time": t.block_time},
+            "status": status_json(&t),
             "index": t.index,
             "weight": t.weight,
             "vsize": t.vsize,
             "size": t.size,
             "fee": t.fee,
-        })))
+        })));
+    }
+    let tx = with_node(&api, move |c, _| Ok(fetch_tx(c, &t)?.1)).await?;
+    // Where each parent confirmed (one snapshot), capped at MAX_PREVOUT_TXS parents.
+    let mut parents: Vec<Txid> = Vec::new();
+    for i in tx.input.iter().filter(|_| !tx.is_coinbase()) {
+        let p = i.previous_output.txid;
+        if parents.len() < MAX_PREVOUT_TXS && !parents.contains(&p) {
+            parents.push(p);
+        }
+    }
+    let located = with_snap(&api, move |v, _| {
+        let mut out = Vec::with_capacity(parents.len());
+        for p in parents {
+            if let Some(pt) = query::tx(v, &p)? {
+                out.push((p, pt.block.hash));
+            }
+        }
+        Ok(out)
     })
-    .await
+    .await?;
+    let prevs = with_node(&api, move |c, _| {
+        let mut prevs: HashMap<Txid, Transaction> = HashMap::with_capacity(located.len());
+        for chunk in located.chunks(PREVOUT_BATCH) {
+            for ((p, _), raw) in chunk.iter().zip(c.raw_transactions(chunk)?) {
+                prevs.insert(*p, decode_tx(&raw?, p)?);
+            }
+        }
+        Ok(prevs)
+    })
+    .await?;
+    Ok(axum::Json(tx_json(&tx, &t, &prevs, api.network)))
+}
+
+fn txout_json(o: &TxOut, network: Network) -> Value {
+    let mut j = json!({
+        "scriptpubkey": hex::encode(o.script_pubkey.as_bytes()),
+        "scriptpubkey_type": o.script_pubkey.script_type().rpc_name(),
+        "value": o.value,
+    });
+    if let (Ok(a), Some(m)) = (
+        Address::from_script(&o.script_pubkey, network),
+        j.as_object_mut(),
+    ) {
+        m.insert("scriptpubkey_address".into(), Value::String(a.to_string()));
+    }
+    j
+}
+
+/// Esplora's transaction JSON.
+fn tx_json(
+    tx: &Transaction,
+    t: &query::TxInfo,
+    prevs: &HashMap<Txid, Transaction>,
+    network: Network,
+) -> Value {
+    let coinbase = tx.is_coinbase();
+    let vin: Vec<Value> = tx
+        .input
+        .iter()
+        .map(|i| {
+            let op = &i.previous_output;
+            let prevout = prevs
+                .get(&op.txid)
+                .and_then(|p| p.output.get(usize::try_from(op.vout).ok()?))
+                .map_or(Value::Null, |o| txout_json(o, network));
+            json!({
+                "txid": op.txid,
+                "vout": op.vout,
+                "prevout": if coinbase { Value::Null } else { prevout },
+                "scriptsig": hex::encode(i.script_sig.as_bytes()),
+                "witness": i.witness.items().iter().map(hex::encode).collect::<Vec<_>>(),
+                "is_coinbase": coinbase,
+                "sequence": i.sequence,
+            })
+        })
+        .collect();
+    let vout: Vec<Value> = tx.output.iter().map(|o| txout_json(o, network)).collect();
+    json!({
+        "txid": t.txid,
+        "version": tx.version,
+        "locktime": tx.lock_time,
+        "vin": vin,
+        "vout": vout,
+        "size": t.size,
+        "weight": t.weight,
+        "vsize": t.vsize,
+        "fee": t.fee,
+        "index": t.index,
+        "status": status_json(t),
+    })
 }
 
 fn stats_json(

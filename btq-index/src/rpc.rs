@@ -1,11 +1,12 @@
 //! The node's JSON-RPC as a [`BlockSource`] (blocking; `getblockchaininfo`, `getblockhash`,
-//! `getblock <hash> 0`), with cookie or user/password authentication.
+//! `getblock <hash> 0`), with cookie or user/password authentication, plus raw transactions
+//! (`getrawtransaction <txid> false <blockhash>`, one or a batch) for the HTTP API.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use btq_core::hash::BlockHash;
+use btq_core::hash::{BlockHash, Txid};
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -66,8 +67,8 @@ pub enum RpcError {
     },
 }
 
-/// A blocking JSON-RPC client for the BTQ node.
-#[derive(Debug)]
+/// A blocking JSON-RPC client for the BTQ node. Clones share the HTTP connection pool.
+#[derive(Debug, Clone)]
 pub struct RpcClient {
     url: String,
     http: reqwest::blocking::Client,
@@ -134,6 +135,22 @@ impl RpcClient {
         Ok((status, buf))
     }
 
+    /// Posts `body`, re-reading the cookie once after a 401; returns the status and the JSON.
+    fn post(&mut self, body: &Value) -> Result<(u16, Value), RpcError> {
+        let (mut status, mut buf) = self.send(body)?;
+        if status == 401
+            && let RpcAuth::Cookie(p) = &self.auth
+        {
+            self.creds = Some(read_cookie(p)?);
+            (status, buf) = self.send(body)?;
+        }
+        match serde_json::from_slice(&buf) {
+            Ok(v) => Ok((status, v)),
+            Err(_) if status != 200 => Err(RpcError::Status(status)),
+            Err(_) => Err(RpcError::Malformed("not JSON")),
+        }
+    }
+
     /// Calls `method` with `params` and returns the `result`.
     ///
     /// # Errors
@@ -141,40 +158,119 @@ impl RpcClient {
     pub fn call(&mut self, method: &str, params: Value) -> Result<Value, RpcError> {
         self.id = self.id.wrapping_add(1);
         let body = json!({"jsonrpc": "1.0", "id": self.id, "method": method, "params": params});
-        let (mut status, mut buf) = self.send(&body)?;
-        if status == 401
-            && let RpcAuth::Cookie(p) = &self.auth
-        {
-            self.creds = Some(read_cookie(p)?);
-            (status, buf) = self.send(&body)?;
+        let (status, v) = self.post(&body)?;
+        result_of(status, &v)
+    }
+
+    /// Calls several methods in one JSON-RPC batch (one HTTP request); returns each call's
+    /// result in order.
+    ///
+    /// # Errors
+    /// The batch as a whole failed (transport, status, size, JSON); errors of single calls are
+    /// in the list.
+    pub fn call_batch(
+        &mut self,
+        calls: &[(&str, Value)],
+    ) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+        if calls.is_empty() {
+            return Ok(Vec::new());
         }
-        let v: Value = match serde_json::from_slice(&buf) {
-            Ok(v) => v,
-            Err(_) if status != 200 => return Err(RpcError::Status(status)),
-            Err(_) => return Err(RpcError::Malformed("not JSON")),
+        let first = self.id.wrapping_add(1);
+        let body: Vec<Value> = calls
+            .iter()
+            .map(|(method, params)| {
+                self.id = self.id.wrapping_add(1);
+                json!({"jsonrpc": "1.0", "id": self.id, "method": method, "params": params})
+            })
+            .collect();
+        let (status, v) = self.post(&Value::Array(body))?;
+        let Value::Array(items) = v else {
+            // A node that rejects the whole batch answers with one error object.
+            return Err(result_of(status, &v)
+                .err()
+                .unwrap_or(RpcError::Malformed("batch answer is not a list")));
         };
-        match v.get("error") {
-            Some(Value::Null) | None => {}
-            Some(err) => {
-                return Err(RpcError::Rpc {
-                    code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
-                    message: err
-                        .get("message")
-                        .and_then(Value::as_str)
-                        .unwrap_or_default()
-                        .chars()
-                        .take(500)
-                        .collect(),
-                });
+        let mut out: Vec<Result<Value, RpcError>> = (0..calls.len())
+            .map(|_| Err(RpcError::Malformed("no answer in the batch")))
+            .collect();
+        for item in &items {
+            let slot = item
+                .get("id")
+                .and_then(Value::as_u64)
+                .map(|id| id.wrapping_sub(first))
+                .and_then(|i| usize::try_from(i).ok())
+                .and_then(|i| out.get_mut(i));
+            if let Some(slot) = slot {
+                *slot = result_of(200, item);
             }
         }
-        if status != 200 {
-            return Err(RpcError::Status(status));
-        }
-        v.get("result")
-            .cloned()
-            .ok_or(RpcError::Malformed("no result"))
+        Ok(out)
     }
+
+    /// Returns the serialized transaction `txid` confirmed in block `block`.
+    ///
+    /// # Errors
+    /// As [`RpcClient::call`]; a result that is not hex is `Malformed`.
+    pub fn raw_transaction(&mut self, txid: &Txid, block: &BlockHash) -> Result<Vec<u8>, RpcError> {
+        let v = self.call("getrawtransaction", raw_tx_params(txid, block))?;
+        tx_bytes(&v)
+    }
+
+    /// Returns several transactions (each `(txid, block)`) in one batch, in order.
+    ///
+    /// # Errors
+    /// As [`RpcClient::call_batch`].
+    pub fn raw_transactions(
+        &mut self,
+        txs: &[(Txid, BlockHash)],
+    ) -> Result<Vec<Result<Vec<u8>, RpcError>>, RpcError> {
+        let calls: Vec<(&str, Value)> = txs
+            .iter()
+            .map(|(t, b)| ("getrawtransaction", raw_tx_params(t, b)))
+            .collect();
+        Ok(self
+            .call_batch(&calls)?
+            .into_iter()
+            .map(|r| r.and_then(|v| tx_bytes(&v)))
+            .collect())
+    }
+}
+
+fn raw_tx_params(txid: &Txid, block: &BlockHash) -> Value {
+    json!([txid.to_string(), false, block.to_string()])
+}
+
+fn tx_bytes(v: &Value) -> Result<Vec<u8>, RpcError> {
+    let s = v
+        .as_str()
+        .ok_or(RpcError::Malformed("transaction is not a hex string"))?;
+    btq_core::hex::decode_bounded(s, MAX_BLOCK_BYTES)
+        .map_err(|_| RpcError::Malformed("transaction hex"))
+}
+
+/// The `result` of one JSON-RPC answer, or its error.
+fn result_of(status: u16, v: &Value) -> Result<Value, RpcError> {
+    match v.get("error") {
+        Some(Value::Null) | None => {}
+        Some(err) => {
+            return Err(RpcError::Rpc {
+                code: err.get("code").and_then(Value::as_i64).unwrap_or(0),
+                message: err
+                    .get("message")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .chars()
+                    .take(500)
+                    .collect(),
+            });
+        }
+    }
+    if status != 200 {
+        return Err(RpcError::Status(status));
+    }
+    v.get("result")
+        .cloned()
+        .ok_or(RpcError::Malformed("no result"))
 }
 
 fn parse_hash(v: &Value) -> Result<BlockHash, RpcError> {

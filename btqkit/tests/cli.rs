@@ -185,3 +185,402 @@ fn bad_input_is_one_line_error() {
     fails_cleanly(&["key", "show", "--key", "/nonexistent/key"]);
     fails_cleanly(&["key", "generate", "--seed", "1234"]);
 }
+
+// ---------------- `btqkit index sync --listen`: one process follows and serves ----------------
+
+mod node {
+    //! A fake node: JSON-RPC over HTTP/1.1 on 127.0.0.1, one request per connection, answering
+    //! from a shared chain.
+
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::{SocketAddr, TcpListener, TcpStream};
+    use std::sync::{Arc, Mutex};
+
+    use btq_core::block::Block;
+    use serde_json::{Value, json};
+
+    pub(crate) type Chain = Arc<Mutex<Vec<Block>>>;
+
+    fn result(blocks: &[Block], req: &Value) -> Result<Value, (i64, &'static str)> {
+        let tip = blocks.last().unwrap();
+        let p = &req["params"];
+        match req["method"].as_str().unwrap_or("") {
+            "getblockchaininfo" => Ok(json!({
+                "blocks": blocks.len() - 1,
+                "bestblockhash": tip.block_hash().to_string(),
+            })),
+            "getblockhash" => blocks
+                .get(usize::try_from(p[0].as_u64().unwrap()).unwrap())
+                .map(|b| json!(b.block_hash().to_string()))
+                .ok_or((-8, "Block height out of range")),
+            "getblock" => blocks
+                .iter()
+                .find(|b| b.block_hash().to_string() == p[0].as_str().unwrap())
+                .map(|b| json!(btq_core::hex::encode(&btq_core::encoding::encode_to_vec(b))))
+                .ok_or((-5, "Block not found")),
+            "getrawtransaction" => blocks
+                .iter()
+                .flat_map(|b| &b.txdata)
+                .find(|t| t.txid().to_string() == p[0].as_str().unwrap())
+                .map(|t| json!(btq_core::hex::encode(&btq_core::encoding::encode_to_vec(t))))
+                .ok_or((-5, "No such transaction")),
+            _ => Err((-32601, "Method not found")),
+        }
+    }
+
+    fn one(sock: TcpStream, chain: &Chain) -> Option<()> {
+        let mut rd = BufReader::new(sock.try_clone().ok()?);
+        let mut len = 0;
+        let mut line = String::new();
+        while rd.read_line(&mut line).ok()? > 2 {
+            if let Some((k, v)) = line.split_once(':')
+                && k.eq_ignore_ascii_case("content-length")
+            {
+                len = v.trim().parse().ok()?;
+            }
+            line.clear();
+        }
+        let mut body = vec![0; len];
+        rd.read_exact(&mut body).ok()?;
+        let req: Value = serde_json::from_slice(&body).ok()?;
+        let blocks = chain.lock().unwrap().clone();
+        let one = |req: &Value| match result(&blocks, req) {
+            Ok(r) => json!({"result": r, "error": null, "id": req["id"]}),
+            Err((code, message)) => {
+                json!({"result": null, "error": {"code": code, "message": message}, "id": req["id"]})
+            }
+        };
+        // A JSON-RPC batch is answered call by call.
+        let answer = match &req {
+            Value::Array(calls) => calls.iter().map(one).collect(),
+            call => one(call),
+        }
+        .to_string();
+        write!(
+            &sock,
+            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{answer}",
+            answer.len()
+        )
+        .ok()
+    }
+
+    /// Starts the node; returns its address.
+    pub(crate) fn start(chain: Chain) -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for sock in listener.incoming().flatten() {
+                let chain = Arc::clone(&chain);
+                std::thread::spawn(move || one(sock, &chain));
+            }
+        });
+        addr
+    }
+}
+
+/// A plain HTTP GET over loopback: status and body.
+fn http_get(addr: &str, path: &str) -> (u16, String) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    // axum answers small bodies with content-length (no chunking).
+    (status, body.to_owned())
+}
+
+/// The child's stderr lines, on a channel.
+fn stderr_lines(child: &mut std::process::Child) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+/// Kills the child when dropped (also when an assertion fails).
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `btqkit index sync --listen 127.0.0.1:0 ...` against `node`; returns the child and
+/// the HTTP address it printed, plus its remaining stderr.
+fn spawn_sync_listen(
+    node: std::net::SocketAddr,
+    db: &std::path::Path,
+    extra: &[&str],
+) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
+    spawn_listening("sync", node, db, extra)
+}
+
+/// Spawns `btqkit index <cmd> --rpc <node> --db <db> --listen 127.0.0.1:0 ...`; returns the
+/// child, the HTTP address it printed and its remaining stderr.
+fn spawn_listening(
+    cmd: &str,
+    node: std::net::SocketAddr,
+    db: &std::path::Path,
+    extra: &[&str],
+) -> (KillOnDrop, String, std::sync::mpsc::Receiver<String>) {
+    let url = format!("http://{node}/");
+    let mut args = vec![
+        "index",
+        cmd,
+        "--rpc",
+        &url,
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--network",
+        "regtest",
+    ];
+    args.extend_from_slice(extra);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_btqkit"))
+        .args(&args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let rx = stderr_lines(&mut child);
+    let child = KillOnDrop(child);
+    let addr = loop {
+        let line = rx.recv_timeout(std::time::Duration::from_secs(30)).unwrap();
+        if let Some(a) = line.strip_prefix("serving on http://") {
+            break a.to_owned();
+        }
+    };
+    (child, addr, rx)
+}
+
+/// Polls `/blocks/tip/height` until it says `height`; returns how long that took.
+fn wait_for_height(addr: &str, height: usize, within: std::time::Duration) -> std::time::Duration {
+    let start = std::time::Instant::now();
+    loop {
+        let (s, body) = http_get(addr, "/blocks/tip/height");
+        if s == 200 && body == height.to_string() {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "tip {body:?} (status {s}), want {height}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// The confirmed balance of every scriptPubKey on `blocks`, from scratch.
+fn balances(
+    blocks: &[btq_core::block::Block],
+) -> std::collections::HashMap<btq_core::script::ScriptBuf, u64> {
+    let mut utxos = std::collections::HashMap::new();
+    for b in blocks {
+        for t in &b.txdata {
+            for i in &t.input {
+                utxos.remove(&i.previous_output);
+            }
+            for (n, o) in t.output.iter().enumerate() {
+                let op = btq_core::tx::OutPoint {
+                    txid: t.txid(),
+                    vout: u32::try_from(n).unwrap(),
+                };
+                utxos.insert(op, (o.script_pubkey.clone(), o.value));
+            }
+        }
+    }
+    let mut bal = std::collections::HashMap::new();
+    for (spk, v) in utxos.into_values() {
+        *bal.entry(spk).or_insert(0) += v;
+    }
+    bal
+}
+
+#[test]
+fn index_sync_listen_serves_from_the_same_process() {
+    let mut builder = btq_index::testkit::ChainBuilder::new(7, 40);
+    for _ in 0..12 {
+        builder.push_block(5);
+    }
+    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
+    let node = node::start(std::sync::Arc::clone(&chain));
+    let dir = tempfile_dir("sync-listen");
+    let db = dir.join("i.redb");
+    let (mut child, addr, _rx) = spawn_sync_listen(node, &db, &["--poll-secs", "1"]);
+
+    wait_for_height(&addr, 11, std::time::Duration::from_secs(30));
+    let (s, hash) = http_get(&addr, "/blocks/tip/hash");
+    assert_eq!(
+        (s, hash),
+        (200, builder.blocks()[11].block_hash().to_string())
+    );
+    // The node grows; the same process follows and serves the new tip.
+    builder.push_block(5);
+    *chain.lock().unwrap() = builder.blocks().to_vec();
+    wait_for_height(&addr, 12, std::time::Duration::from_secs(30));
+
+    // An address's balance and stats, against the chain.
+    let bal = balances(builder.blocks());
+    let (spk, want) = bal
+        .iter()
+        .filter(|(spk, _)| {
+            btq_core::Address::from_script(spk, btq_core::params::Network::Regtest).is_ok()
+        })
+        .max_by_key(|(_, v)| **v)
+        .unwrap();
+    let a = btq_core::Address::from_script(spk, btq_core::params::Network::Regtest).unwrap();
+    let (s, body) = http_get(&addr, &format!("/address/{a}"));
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["balance"], *want);
+    assert_eq!(v["address"], a.to_string());
+    let (s, body) = http_get(&addr, &format!("/address/{a}/balance"));
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!((s, v["balance"].as_u64().unwrap()), (200, *want));
+
+    // Full transactions from the sync's node.
+    let tx = &builder.blocks()[9].txdata[2];
+    let raw = btq_core::hex::encode(&btq_core::encoding::encode_to_vec(tx));
+    assert_tx_served(&addr, tx, &raw);
+
+    // The redb file is held by this one process: a second writer cannot open it.
+    fails_cleanly(&["index", "serve", "--db", db.to_str().unwrap()]);
+    drop(child.0.kill());
+    let _ = child.0.wait();
+    drop(child);
+
+    // With --once, the process syncs, and the server stops with it.
+    let out = btqkit(&[
+        "index",
+        "sync",
+        "--rpc",
+        &format!("http://{node}/"),
+        "--db",
+        db.to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "--once",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // `index serve --rpc`: a separate server asks the node for transactions too.
+    let (_serve, addr, _rx) = spawn_listening("serve", node, &db, &[]);
+    assert_tx_served(&addr, tx, &raw);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// `/tx/:txid` is the full transaction and `/tx/:txid/hex` its serialization.
+fn assert_tx_served(addr: &str, tx: &btq_core::tx::Transaction, raw: &str) {
+    let (s, body) = http_get(addr, &format!("/tx/{}", tx.txid()));
+    assert_eq!(s, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(v["txid"], tx.txid().to_string());
+    assert_eq!(v["vin"].as_array().unwrap().len(), tx.input.len());
+    assert_eq!(v["vout"][0]["value"], tx.output[0].value);
+    assert_eq!(v["status"]["block_height"], 9);
+    assert_eq!(
+        http_get(addr, &format!("/tx/{}/hex", tx.txid())),
+        (200, raw.to_owned())
+    );
+}
+
+/// A fresh directory under the system temp dir.
+fn tempfile_dir(name: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!("btqkit-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[test]
+fn index_sync_wakes_on_zmq_hashblock() {
+    use zeromq::{Socket, SocketSend};
+    let mut builder = btq_index::testkit::ChainBuilder::new(9, 20);
+    for _ in 0..6 {
+        builder.push_block(3);
+    }
+    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
+    let node = node::start(std::sync::Arc::clone(&chain));
+    // The node's ZMQ publisher.
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut publisher = zeromq::PubSocket::new();
+    let endpoint = rt
+        .block_on(publisher.bind("tcp://127.0.0.1:0"))
+        .unwrap()
+        .to_string();
+    let dir = tempfile_dir("zmq");
+    // A 60 s poll: only the notification explains a new tip within seconds.
+    let (_child, addr, rx) = spawn_sync_listen(
+        node,
+        &dir.join("i.redb"),
+        &["--poll-secs", "60", "--zmq-block", &endpoint],
+    );
+    wait_for_height(&addr, 5, std::time::Duration::from_secs(30));
+    let subscribed = std::time::Instant::now();
+    while !rx
+        .recv_timeout(std::time::Duration::from_secs(1))
+        .is_ok_and(|l| l.starts_with("zmq: subscribed"))
+    {
+        assert!(subscribed.elapsed() < std::time::Duration::from_secs(20));
+    }
+
+    let mut seq = 0u32;
+    let mut notify_until =
+        |publisher: &mut zeromq::PubSocket, hash: btq_core::hash::BlockHash, height: &str| {
+            let start = std::time::Instant::now();
+            // A PUB socket drops messages until the subscription reached it: publish until seen.
+            loop {
+                let mut m = zeromq::ZmqMessage::from("hashblock");
+                m.push_back(hash.to_byte_array().to_vec().into());
+                m.push_back(seq.to_le_bytes().to_vec().into());
+                seq += 1;
+                rt.block_on(publisher.send(m)).unwrap();
+                let (s, body) = http_get(&addr, "/blocks/tip/height");
+                if (s, body.as_str()) == (200, height) {
+                    return start.elapsed();
+                }
+                assert!(
+                    start.elapsed() < std::time::Duration::from_secs(10),
+                    "no sync within 10 s of the notification (tip {body})"
+                );
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+        };
+    let hash = builder.push_block(3).block_hash();
+    *chain.lock().unwrap() = builder.blocks().to_vec();
+    notify_until(&mut publisher, hash, "6");
+    // Noise on the topic (a short hash) is ignored and does not end the subscription.
+    let mut noise = zeromq::ZmqMessage::from("hashblock");
+    noise.push_back(vec![1, 2, 3].into());
+    rt.block_on(publisher.send(noise)).unwrap();
+    let hash = builder.push_block(3).block_hash();
+    *chain.lock().unwrap() = builder.blocks().to_vec();
+    notify_until(&mut publisher, hash, "7");
+    let _ = std::fs::remove_dir_all(&dir);
+}
