@@ -254,6 +254,15 @@ impl PartialEq for Seq {
 impl Eq for Seq {}
 
 impl ChangeSet {
+    /// Returns an empty changeset with room for `rows` rows (the driver sizes a batch like the
+    /// previous one, so staging never rehashes).
+    pub(crate) fn with_capacity(rows: usize) -> Self {
+        Self {
+            rows: Rows::with_capacity_and_hasher(rows, RowHash::default()),
+            ..Self::default()
+        }
+    }
+
     /// Returns the tip the changeset was computed against (`None`: the empty index).
     pub const fn parent(&self) -> Option<BlockRef> {
         self.parent

@@ -53,8 +53,9 @@ pub struct SyncOptions {
     /// Commit when the staged changeset holds this many rows (bounds memory: roughly 150 bytes
     /// per row).
     pub batch_rows: usize,
-    /// On a reorg deeper than the undo data ([`SyncError::ReorgTooDeep`],
-    /// [`SyncError::UndoUnavailable`]): clear the store and reindex instead of failing.
+    /// On a reorg deeper than the limit ([`SyncError::ReorgTooDeep`]): resync from the fork
+    /// point ([`ChainSync::allow_deep_reorg`]) instead of failing; if the undo data does not
+    /// reach it ([`SyncError::UndoUnavailable`]), clear the store and reindex.
     pub resync_on_deep_reorg: bool,
 }
 
@@ -173,6 +174,7 @@ pub struct Syncer<'s, S: Store, B: BlockSource> {
     progress: Progress,
     started: Instant,
     resyncs: u32,
+    deep_reorgs: u32,
 }
 
 impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
@@ -194,6 +196,7 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
             },
             started: Instant::now(),
             resyncs: 0,
+            deep_reorgs: 0,
         }
     }
 
@@ -202,9 +205,16 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
         &self.progress
     }
 
-    /// Returns how many times a too-deep reorg made the driver clear the store.
+    /// Returns how many times a reorg deeper than the undo data made the driver clear the
+    /// store and reindex.
     pub const fn resyncs(&self) -> u32 {
         self.resyncs
+    }
+
+    /// Returns how many reorgs deeper than the limit the driver resolved from the fork point
+    /// with the undo data kept beyond the limit (no reindex).
+    pub const fn deep_reorgs(&self) -> u32 {
+        self.deep_reorgs
     }
 
     /// Returns the block source.
@@ -277,8 +287,9 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
         let empty = ChangeSet::default();
         // The tip of the batch being committed, reported once it is durable.
         let mut pending: Option<Option<BlockRef>> = None;
+        let mut capacity: usize = 0;
         loop {
-            let mut staged = ChangeSet::default();
+            let mut staged = ChangeSet::with_capacity(capacity);
             let mut staged_blocks: u32 = 0;
             let mut done = false;
             let mut flush = false;
@@ -344,6 +355,7 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
             writer.wait()?;
             let mut committed = pending.take();
             if !staged.is_empty() {
+                capacity = capacity.max(staged.rows.len().min(self.options.batch_rows));
                 let tip = staged.tip();
                 writer.start(staged);
                 if sync_commit {
@@ -357,6 +369,13 @@ impl<'s, S: Store, B: BlockSource> Syncer<'s, S, B> {
                 if !self.options.resync_on_deep_reorg {
                     return Err(e.into());
                 }
+                if matches!(e, SyncError::ReorgTooDeep { .. }) && !self.sync.deep_reorg_allowed() {
+                    // Resync from the fork point with the undo data kept beyond the limit.
+                    self.sync.allow_deep_reorg();
+                    self.deep_reorgs = self.deep_reorgs.saturating_add(1);
+                    continue;
+                }
+                // The undo data does not reach the fork point: rebuild the index.
                 self.store.clear()?;
                 self.sync.reset();
                 self.resyncs = self.resyncs.saturating_add(1);

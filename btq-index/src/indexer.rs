@@ -425,18 +425,20 @@ pub(crate) fn is_unspendable(spk: &ScriptBuf) -> bool {
 }
 
 #[derive(Default, Clone, Copy)]
-struct Delta {
+struct Delta<'a> {
     funded: u64,
     funded_n: u64,
     spent: u64,
     spent_n: u64,
+    /// The scriptPubKey, when the transaction pays to it.
+    script: Option<&'a [u8]>,
 }
 
 /// Adds to the delta of `sh` (a transaction touches a handful of scripts: a linear search).
-fn add_delta(
-    deltas: &mut Vec<(ScriptHash, Delta)>,
+fn add_delta<'a>(
+    deltas: &mut Vec<(ScriptHash, Delta<'a>)>,
     sh: ScriptHash,
-    f: impl FnOnce(&mut Delta) -> Result<(), IndexError>,
+    f: impl FnOnce(&mut Delta<'a>) -> Result<(), IndexError>,
 ) -> Result<(), IndexError> {
     if let Some((_, d)) = deltas.iter_mut().find(|(s, _)| *s == sh) {
         return f(d);
@@ -455,7 +457,7 @@ fn apply_tx<V: ReadView + ?Sized>(
     txid: Txid,
 ) -> Result<(), IndexError> {
     let bad = || IndexError::BadValues(txid);
-    let mut deltas: Vec<(ScriptHash, Delta)> = Vec::with_capacity(8);
+    let mut deltas: Vec<(ScriptHash, Delta<'_>)> = Vec::with_capacity(8);
     let coinbase = tx.is_coinbase();
     let mut in_sum: u64 = 0;
     if !coinbase {
@@ -489,13 +491,6 @@ fn apply_tx<V: ReadView + ?Sized>(
         }
         let vout = u32::try_from(vout).map_err(|_| bad())?;
         let sh = ScriptHash::of(out.script_pubkey.as_bytes());
-        if !st.exists(Table::Scripts, sh.as_byte_array())? {
-            st.put_new(
-                Table::Scripts,
-                sh.as_byte_array(),
-                Val::new(out.script_pubkey.as_bytes()),
-            )?;
-        }
         let u = UtxoRecord {
             script: sh,
             value: out.value,
@@ -517,6 +512,7 @@ fn apply_tx<V: ReadView + ?Sized>(
         add_delta(&mut deltas, sh, |d| {
             d.funded = d.funded.checked_add(out.value).ok_or_else(bad)?;
             d.funded_n = d.funded_n.saturating_add(1);
+            d.script = Some(out.script_pubkey.as_bytes());
             Ok(())
         })?;
     }
@@ -530,7 +526,14 @@ fn apply_tx<V: ReadView + ?Sized>(
         let old_raw = st.get(Table::Stats, sk)?;
         let old = match &old_raw {
             Some(b) => ScriptStats::decode(b.as_slice())?,
-            None => ScriptStats::default(),
+            None => {
+                // A script's statistics and its scriptPubKey row are created together, by the
+                // first output paying to it (a script without statistics is never spent).
+                if let Some(script) = d.script {
+                    st.put_new(Table::Scripts, sk, Val::new(script))?;
+                }
+                ScriptStats::default()
+            }
         };
         let new = ScriptStats {
             funded_txo_count: old.funded_txo_count.saturating_add(d.funded_n),
@@ -595,7 +598,7 @@ fn apply_tx<V: ReadView + ?Sized>(
     Ok(())
 }
 
-/// The rows a block changed with their values before it, in (table, key) order.
+/// The rows a block wrote with their values before it.
 type UndoRows = Vec<((Table, Key), Option<Val>)>;
 
 /// What a row held in the base, for a row not staged yet: just read, or implied by the
@@ -741,25 +744,23 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
         }
     }
 
-    /// Returns the changeset and, sorted, the values before the block of the rows it changed
-    /// (the undo record).
+    /// Returns the changeset and the values before the block of the rows it wrote, in the
+    /// order the block first wrote them (the undo record; deterministic, since the block is
+    /// applied in order). A row created and deleted again within the block is listed too:
+    /// undoing it deletes a row that does not exist, which changes nothing.
     fn finish(self) -> (&'v mut ChangeSet, UndoRows) {
-        let staged = self.staged;
-        let mut inverse: UndoRows = Vec::with_capacity(self.journal.len());
-        for j in self.journal {
-            let after = staged.rows.get(&j.key).and_then(|r| r.value.as_ref());
-            if after != j.before.as_ref() {
-                inverse.push((j.key, j.before));
-            }
-        }
-        inverse.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        (staged, inverse)
+        let inverse = self
+            .journal
+            .into_iter()
+            .map(|j| (j.key, j.before))
+            .collect();
+        (self.staged, inverse)
     }
 }
 
 // ---------- undo records ----------
 //
-// An undo record lists the rows the block changed, in (table, key) order, with their values
+// An undo record lists the rows the block wrote, in the order it first wrote them, with their values
 // before the block: `count` then per row `table id (u8) ‖ key length ‖ key ‖ 0 (absent) or
 // 1 ‖ value length ‖ value`, every count and length a LEB128 varint.
 

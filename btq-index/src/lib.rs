@@ -25,7 +25,9 @@
 //!
 //! ## Limits
 //! - Reorgs deeper than [`Config::reorg_depth_limit`] (default 100) fail with
-//!   [`SyncError::ReorgTooDeep`]; the driver can then clear the store and resync.
+//!   [`SyncError::ReorgTooDeep`]. Undo data is kept for twice the limit
+//!   ([`Indexer::undo_retention`]), so the driver can then resync from the fork point
+//!   ([`ChainSync::allow_deep_reorg`]); beyond the undo data only a reindex helps.
 //! - List queries return at most [`query::MAX_PAGE`] rows; pool lists at most [`MAX_POOLS`].
 //!
 //! ## Example

@@ -83,10 +83,10 @@ pub enum SyncStep {
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum SyncError {
-    /// The fork point is deeper than the undo data kept.
+    /// The fork point is deeper than the reorg depth limit.
     #[error(
         "reorg deeper than the limit: at least {depth_at_least} blocks to undo, limit {limit}; \
-         resync from the fork point (clear the index and reindex)"
+         resync from the fork point (`--resync-on-deep-reorg`)"
     )]
     ReorgTooDeep {
         /// Blocks that would have to be undone, at least.
@@ -94,9 +94,10 @@ pub enum SyncError {
         /// The configured limit.
         limit: u32,
     },
-    /// The undo record needed to reach the fork point is gone (pruned on a branch that a
-    /// previous reorg to a lower tip abandoned); resync from the fork point.
-    #[error("no undo data for height {height}: resync from the fork point (clear and reindex)")]
+    /// The undo record needed to reach the fork point is not kept (the fork is deeper than the
+    /// undo data, or it was pruned on a branch a previous reorg to a lower tip abandoned): only
+    /// a reindex reaches the fork point.
+    #[error("no undo data for height {height}: the index must be rebuilt (clear and reindex)")]
     UndoUnavailable {
         /// The height whose undo record is missing.
         height: u32,
@@ -191,6 +192,8 @@ pub struct ChainSync {
     indexer: Indexer,
     state: State,
     node_tip: Option<(u32, BlockHash)>,
+    /// A reorg deeper than the limit may proceed as far as the undo data reaches.
+    deep_allowed: bool,
 }
 
 impl ChainSync {
@@ -200,6 +203,7 @@ impl ChainSync {
             indexer,
             state: State::Start,
             node_tip: None,
+            deep_allowed: false,
         }
     }
 
@@ -216,6 +220,23 @@ impl ChainSync {
     /// Forgets any pending work (after the driver cleared or replaced the store).
     pub fn reset(&mut self) {
         self.state = State::Start;
+        self.deep_allowed = false;
+    }
+
+    /// Lets the pending reorg, which failed with [`SyncError::ReorgTooDeep`], go deeper than
+    /// the limit: the fork point is searched and the index undone to it as far as the undo
+    /// data reaches ([`Indexer::undo_retention`], twice the limit), then the node's branch is
+    /// applied: a resync from the fork point. Deeper still, polling fails with
+    /// [`SyncError::UndoUnavailable`] and only a reindex helps. The permission ends when the
+    /// index has caught up with the node.
+    pub fn allow_deep_reorg(&mut self) {
+        self.deep_allowed = true;
+    }
+
+    /// Returns whether a reorg deeper than the limit is allowed (see
+    /// [`ChainSync::allow_deep_reorg`]).
+    pub const fn deep_reorg_allowed(&self) -> bool {
+        self.deep_allowed
     }
 
     fn limit(&self) -> u32 {
@@ -227,7 +248,16 @@ impl ChainSync {
             Some(f) => tip_height.saturating_sub(f),
             None => tip_height.saturating_add(1),
         };
-        if depth > self.limit() {
+        if self.deep_allowed {
+            let keep = self.indexer.undo_retention();
+            if depth > keep {
+                // The oldest undo record the index can hold.
+                return Err(SyncError::UndoUnavailable {
+                    height: tip_height.saturating_sub(keep),
+                });
+            }
+            Ok(())
+        } else if depth > self.limit() {
             Err(SyncError::ReorgTooDeep {
                 depth_at_least: depth,
                 limit: self.limit(),
@@ -281,6 +311,7 @@ impl ChainSync {
                         }
                         Some(t) if t.block.height == nh && t.block.hash == nhash => {
                             self.state = State::Start;
+                            self.deep_allowed = false;
                             return Ok(SyncStep::CaughtUp);
                         }
                         Some(t) => {

@@ -15,9 +15,11 @@ mod common;
 use btq_core::block::Block;
 use btq_core::signer::{Prevout, verify_transaction};
 use btq_core::tx::{Transaction, TxOut};
+use btq_index::driver::{DriverError, SyncOptions, Syncer};
 use btq_index::testkit::{LithiumWallet, SCRIPT_KINDS, make_block, script_of_kind};
 use btq_index::{
-    ChangeSet, IndexError, Indexer, MemoryStore, Merge, Overlay, PoolKey, ScriptHash, Store, query,
+    ChainSync, ChangeSet, IndexError, Indexer, MemoryStore, Merge, Overlay, PoolKey, ScriptHash,
+    Store, SyncError, query,
 };
 use proptest::prelude::*;
 
@@ -218,6 +220,77 @@ fn undo_data_is_pruned_at_twice_the_depth_limit() {
         Err(IndexError::NoUndoData { height: 3 })
     ));
     common::assert_matches_model(&store.snapshot().unwrap(), &c.blocks()[..4]);
+}
+
+/// Syncs `node` into `store` with resync enabled; returns (resyncs, deep reorgs).
+fn sync_deep(store: &MemoryStore, node: &common::MemNode, limit: u32) -> (u32, u32) {
+    let opts = SyncOptions {
+        batch_blocks: 5,
+        resync_on_deep_reorg: true,
+        ..SyncOptions::default()
+    };
+    let mut s = Syncer::new(
+        store,
+        node.clone(),
+        ChainSync::new(common::indexer(limit)),
+        opts,
+    );
+    s.sync_to_tip(&mut |_| {}).unwrap();
+    (s.resyncs(), s.deep_reorgs())
+}
+
+#[test]
+fn deep_reorgs_resync_from_the_fork_point_or_reindex() {
+    const LIMIT: u32 = 4; // undo data is kept for 8 blocks
+    let chain = common::chain(21, 20, 3);
+    let store = MemoryStore::new();
+    let mut node = common::MemNode {
+        blocks: chain.blocks().to_vec(),
+    };
+    assert_eq!(sync_deep(&store, &node, LIMIT), (0, 0));
+
+    // 6 blocks deep: beyond the limit, within the undo data.
+    let mut fork = chain.fork_at(19 - 6, 77);
+    for _ in 0..8 {
+        fork.push_block(3);
+    }
+    node.blocks = fork.blocks().to_vec();
+    // Without the option: a clear error and nothing changes.
+    let before = common::checksum(&store);
+    let mut s = Syncer::new(
+        &store,
+        node.clone(),
+        ChainSync::new(common::indexer(LIMIT)),
+        SyncOptions::default(),
+    );
+    let err = s.sync_to_tip(&mut |_| {}).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            DriverError::Sync(SyncError::ReorgTooDeep { limit: LIMIT, .. })
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("resync from the fork point"),
+        "{err}"
+    );
+    assert_eq!(common::checksum(&store), before);
+    // With it: undo to the fork point and apply the new branch, without a reindex.
+    assert_eq!(sync_deep(&store, &node, LIMIT), (0, 1));
+    common::assert_matches_model(&store.snapshot().unwrap(), &node.blocks);
+    common::assert_same_state(&store, &common::fresh(&node.blocks, LIMIT));
+
+    // 12 blocks deep: beyond the undo data; only a reindex reaches the fork point.
+    let tip = fork.next_height() - 1;
+    let mut fork2 = fork.fork_at(tip - 12, 78);
+    for _ in 0..14 {
+        fork2.push_block(3);
+    }
+    node.blocks = fork2.blocks().to_vec();
+    assert_eq!(sync_deep(&store, &node, LIMIT), (1, 1));
+    common::assert_matches_model(&store.snapshot().unwrap(), &node.blocks);
+    common::assert_same_state(&store, &common::fresh(&node.blocks, LIMIT));
 }
 
 #[test]

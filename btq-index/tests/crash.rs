@@ -120,3 +120,67 @@ fn check_store(db: &std::path::Path, chain: &btq_index::testkit::ChainBuilder) {
         "after kill at tip {tip:?}"
     );
 }
+
+/// Two processes: a sync process writes the redb file (opened shared) while this process opens
+/// it read-only and takes snapshots as fast as it can. Every snapshot equals a fresh index of
+/// the chain up to the tip it shows (never a half-applied block), the reader follows the
+/// writer's commits, and it cannot write.
+#[test]
+fn a_reader_process_follows_the_writer_and_sees_only_committed_states() {
+    let dir = tempfile::tempdir().unwrap();
+    let blocks_dir = dir.path().join("blocks");
+    std::fs::create_dir(&blocks_dir).unwrap();
+    let chain = common::chain(43, 150, 25);
+    let memory = MemoryStore::new();
+    let ix = Indexer::default();
+    let mut sums = Vec::new();
+    for (h, b) in chain.blocks().iter().enumerate() {
+        std::fs::write(
+            DirSource::path_of(&blocks_dir, h as u32),
+            btq_core::encoding::encode_to_vec(b),
+        )
+        .unwrap();
+        let cs = ix.apply_block(&memory.snapshot().unwrap(), b).unwrap();
+        memory.commit(&cs).unwrap();
+        sums.push(common::checksum(&memory));
+    }
+    let db = dir.path().join("index.redb");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_btq-index-dirsync"))
+        .args([blocks_dir.to_str().unwrap(), db.to_str().unwrap(), "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let reader = loop {
+        match RedbStore::open_read_only(&db) {
+            Ok(s) if s.snapshot().is_ok_and(|v| query::tip(&v).is_ok()) => break s,
+            _ if started.elapsed() < Duration::from_secs(60) => {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+            Err(e) => panic!("read-only open: {e}"),
+            Ok(_) => panic!("no tables after 60 s"),
+        }
+    };
+    let mut seen = std::collections::BTreeSet::new();
+    loop {
+        let finished = child.try_wait().unwrap();
+        let snap = reader.snapshot().unwrap();
+        if let Some(t) = query::tip(&snap).unwrap() {
+            let h = t.block.height as usize;
+            assert_eq!(query::checksum(&snap).unwrap(), sums[h], "snapshot at {h}");
+            seen.insert(h);
+        }
+        if let Some(status) = finished {
+            assert!(status.success());
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(240), "too slow");
+    }
+    // The last snapshot was taken after the writer exited: the whole chain.
+    assert_eq!(seen.last(), Some(&149));
+    assert!(seen.len() >= 3, "the reader followed the writer: {seen:?}");
+    let err = reader.commit(&btq_index::ChangeSet::default()).unwrap_err();
+    assert!(err.to_string().contains("read-only"), "{err}");
+    assert!(reader.clear().is_err());
+}

@@ -73,10 +73,12 @@ pub(crate) struct SyncArgs {
     /// Seconds between polls of the node once caught up.
     #[arg(long, default_value_t = 5)]
     poll_secs: u64,
-    /// Reorg depth limit (blocks of undo data kept).
+    /// Reorg depth limit: deeper reorgs stop the sync (undo data is kept for twice as many
+    /// blocks).
     #[arg(long, default_value_t = btq_index::DEFAULT_REORG_DEPTH_LIMIT)]
     reorg_limit: u32,
-    /// On a reorg deeper than the limit, clear the index and resync instead of stopping.
+    /// On a reorg deeper than the limit, resync from the fork point instead of stopping (with
+    /// the undo data kept, up to twice the limit; deeper still, clear the index and reindex).
     #[arg(long)]
     resync_on_deep_reorg: bool,
     /// Pool list (JSON array of {"name", "tags": [..], "payout_scripts": [hex..]}).
@@ -153,8 +155,9 @@ fn sync(a: SyncArgs) -> anyhow::Result<()> {
     })?;
     match (&a.db.db, &a.db.postgres) {
         (Some(path), _) => {
-            let store =
-                RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+            // Shared: `index serve` in other processes may open the file read-only.
+            let store = RedbStore::open_shared(path)
+                .with_context(|| format!("opening {}", path.display()))?;
             sync_with(Arc::new(store), indexer, a)
         }
         (None, Some(url)) => {
@@ -410,8 +413,13 @@ fn serve(a: ServeArgs) -> anyhow::Result<()> {
         .build()?;
     match (&a.db.db, &a.db.postgres) {
         (Some(path), _) => {
-            let store =
-                RedbStore::open(path).with_context(|| format!("opening {}", path.display()))?;
+            // Read-only, beside the `index sync` process that writes the file.
+            let store = RedbStore::open_read_only(path).with_context(|| {
+                format!(
+                    "opening {} read-only (it is created by `btqkit index sync`)",
+                    path.display()
+                )
+            })?;
             rt.block_on(serve_with(Arc::new(store), network, node, &a.listen))
         }
         (None, Some(url)) => {

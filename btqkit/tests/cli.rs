@@ -457,12 +457,39 @@ fn index_sync_listen_serves_from_the_same_process() {
     assert_eq!((s, v["balance"].as_u64().unwrap()), (200, *want));
 
     // Full transactions from the sync's node.
-    let tx = &builder.blocks()[9].txdata[2];
+    let tx = &builder.blocks()[9].txdata[2].clone();
     let raw = btq_core::hex::encode(&btq_core::encoding::encode_to_vec(tx));
     assert_tx_served(&addr, tx, &raw);
 
-    // The redb file is held by this one process: a second writer cannot open it.
-    fails_cleanly(&["index", "serve", "--db", db.to_str().unwrap()]);
+    // A second process serves the same redb file read-only while the sync writes it, and
+    // follows its commits; a second writer cannot open it.
+    {
+        let (_serve, addr2, _rx2) = spawn_listening("serve", node, &db, &[]);
+        let (s, hash) = http_get(&addr2, "/blocks/tip/hash");
+        assert_eq!(
+            (s, hash),
+            (200, builder.blocks()[12].block_hash().to_string())
+        );
+        builder.push_block(5);
+        *chain.lock().unwrap() = builder.blocks().to_vec();
+        wait_for_height(&addr2, 13, std::time::Duration::from_secs(30));
+        let (s, hash) = http_get(&addr2, "/blocks/tip/hash");
+        assert_eq!(
+            (s, hash),
+            (200, builder.blocks()[13].block_hash().to_string())
+        );
+        assert_tx_served(&addr2, tx, &raw);
+    }
+    let err = fails_cleanly(&[
+        "index",
+        "sync",
+        "--rpc",
+        &format!("http://{node}/"),
+        "--db",
+        db.to_str().unwrap(),
+        "--once",
+    ]);
+    assert!(err.contains("opening"), "{err}");
     drop(child.0.kill());
     let _ = child.0.wait();
     drop(child);

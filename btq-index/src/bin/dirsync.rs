@@ -1,6 +1,7 @@
 //! `btq-index-dirsync DIR DB [BATCH]`: indexes the block files of DIR (`<height>.blk`) into the
 //! redb database DB, committing every BATCH blocks (default 1), and prints the tip. Used by the
-//! crash-safety test, which kills it with SIGKILL at random points.
+//! crash-safety test, which kills it with SIGKILL at random points, and by the test of a reader
+//! in another process (the file is opened shared).
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -15,7 +16,7 @@ fn main() -> ExitCode {
         return ExitCode::from(2);
     };
     let batch = args.get(3).and_then(|b| b.parse().ok()).unwrap_or(1);
-    let store = match RedbStore::open(db) {
+    let store = match RedbStore::open_shared(db) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("open {db}: {e}");

@@ -5,8 +5,8 @@ use std::path::Path;
 use std::cell::OnceCell;
 
 use redb::{
-    Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable,
-    ReadableTableMetadata, TableDefinition,
+    ConcurrencyMode, Database, Durability, ReadOnlyTable, ReadTransaction, ReadableDatabase,
+    ReadableTable, ReadableTableMetadata, TableDefinition,
 };
 
 use crate::changeset::ChangeSet;
@@ -41,22 +41,96 @@ fn e<E: Into<redb::Error>>(op: &'static str) -> impl FnOnce(E) -> StoreError {
 /// default durability it is fsynced before `commit` returns, so a crash leaves the last
 /// committed tip. Snapshots are redb read transactions: they never block and never see a
 /// partial commit.
+///
+/// One process writes. [`RedbStore::open_shared`] lets other processes open the file with
+/// [`RedbStore::open_read_only`] and follow its commits (an indexer and a separate HTTP
+/// server); [`RedbStore::open`] keeps the file to itself.
 #[derive(Debug)]
 pub struct RedbStore {
-    db: Database,
+    db: Db,
     durable: bool,
 }
 
+enum Db {
+    Write(Database),
+    Read(redb::ReadOnlyDatabase),
+}
+
+impl core::fmt::Debug for Db {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            Self::Write(_) => "Db::Write",
+            Self::Read(_) => "Db::Read",
+        })
+    }
+}
+
 impl RedbStore {
-    /// Opens (or creates) the database at `path`.
+    /// Opens (or creates) the database at `path`, for this process alone.
     ///
     /// # Errors
-    /// A redb failure (file locked by another process, corrupt file, I/O).
+    /// A redb failure (file open in another process, corrupt file, I/O).
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = Database::create(path).map_err(e("open"))?;
-        let s = Self { db, durable: true };
+        Self::open_in(path, ConcurrencyMode::ExclusiveWriter)
+    }
+
+    /// Opens (or creates) the database at `path` as its one writer, letting other processes
+    /// open it with [`RedbStore::open_read_only`] and read its commits as they happen.
+    ///
+    /// # Errors
+    /// A redb failure (another writer has the file open, corrupt file, I/O).
+    pub fn open_shared(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        Self::open_in(path, ConcurrencyMode::SingleWriter)
+    }
+
+    fn open_in(path: impl AsRef<Path>, mode: ConcurrencyMode) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_concurrency_mode(mode)
+            .create(path)
+            .map_err(e("open"))?;
+        let s = Self {
+            db: Db::Write(db),
+            durable: true,
+        };
         s.create_tables()?;
         Ok(s)
+    }
+
+    /// Opens an existing database read-only, beside the process that writes it (which opened
+    /// it with [`RedbStore::open_shared`]): snapshots see its commits as they happen.
+    /// [`Store::commit`] and [`Store::clear`] fail.
+    ///
+    /// # Errors
+    /// A redb failure: no such file, the writer opened it with [`RedbStore::open`], the file
+    /// needs a repair that only a writer may do, or it holds no index yet.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Self, StoreError> {
+        let db = Database::builder()
+            .set_concurrency_mode(ConcurrencyMode::SingleWriter)
+            .open_read_only(path)
+            .map_err(e("open_read_only"))?;
+        Ok(Self {
+            db: Db::Read(db),
+            durable: true,
+        })
+    }
+
+    fn writer(&self, op: &'static str) -> Result<&Database, StoreError> {
+        match &self.db {
+            Db::Write(db) => Ok(db),
+            Db::Read(_) => Err(StoreError::backend(
+                "redb",
+                op,
+                "the database was opened read-only",
+            )),
+        }
+    }
+
+    fn begin_read(&self) -> Result<ReadTransaction, StoreError> {
+        match &self.db {
+            Db::Write(db) => db.begin_read(),
+            Db::Read(db) => db.begin_read(),
+        }
+        .map_err(e("begin_read"))
     }
 
     /// Chooses whether commits are fsynced before returning (default `true`). With `false`
@@ -67,7 +141,10 @@ impl RedbStore {
     }
 
     fn create_tables(&self) -> Result<(), StoreError> {
-        let w = self.db.begin_write().map_err(e("begin_write"))?;
+        let w = self
+            .writer("create_tables")?
+            .begin_write()
+            .map_err(e("begin_write"))?;
         for t in Table::ALL {
             w.open_table(def(t)).map_err(e("open_table"))?;
         }
@@ -157,13 +234,14 @@ impl Store for RedbStore {
     type Snapshot<'a> = RedbSnapshot;
 
     fn snapshot(&self) -> Result<RedbSnapshot, StoreError> {
-        Ok(RedbSnapshot::new(
-            self.db.begin_read().map_err(e("begin_read"))?,
-        ))
+        Ok(RedbSnapshot::new(self.begin_read()?))
     }
 
     fn commit(&self, changeset: &ChangeSet) -> Result<(), StoreError> {
-        let mut w = self.db.begin_write().map_err(e("begin_write"))?;
+        let mut w = self
+            .writer("commit")?
+            .begin_write()
+            .map_err(e("begin_write"))?;
         w.set_durability(if self.durable {
             Durability::Immediate
         } else {
@@ -200,7 +278,10 @@ impl Store for RedbStore {
     }
 
     fn clear(&self) -> Result<(), StoreError> {
-        let w = self.db.begin_write().map_err(e("begin_write"))?;
+        let w = self
+            .writer("clear")?
+            .begin_write()
+            .map_err(e("begin_write"))?;
         for t in Table::ALL {
             w.delete_table(def(t)).map_err(e("delete_table"))?;
             w.open_table(def(t)).map_err(e("open_table"))?;
@@ -215,7 +296,7 @@ impl RedbStore {
     /// # Errors
     /// A redb failure.
     pub fn table_sizes(&self) -> Result<Vec<(Table, u64)>, StoreError> {
-        let r = self.db.begin_read().map_err(e("begin_read"))?;
+        let r = self.begin_read()?;
         Table::ALL
             .into_iter()
             .map(|t| {
