@@ -134,8 +134,10 @@ impl RedbStore {
     }
 
     /// Chooses whether commits are fsynced before returning (default `true`). With `false`
-    /// commits are still atomic, but the last ones may be lost in a power failure (the store
-    /// then restarts from an older tip; it is never half-applied).
+    /// commits are still atomic, but those since the last durable one are lost if the process
+    /// or the machine stops (the store then restarts from an older tip; it is never
+    /// half-applied). A file opened with [`RedbStore::open_shared`] only takes durable commits
+    /// (redb refuses the others when processes share the file).
     pub fn set_durable(&mut self, durable: bool) {
         self.durable = durable;
     }
