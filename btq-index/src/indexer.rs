@@ -459,6 +459,12 @@ fn apply_tx<V: ReadView + ?Sized>(
     let bad = || IndexError::BadValues(txid);
     let mut deltas: Vec<(ScriptHash, Delta<'_>)> = Vec::with_capacity(8);
     let coinbase = tx.is_coinbase();
+    // A confirmed txid must not be indexed again (BIP30). Only a coinbase can repeat one: any
+    // other transaction with a confirmed txid spends the same outputs, which its first copy
+    // already spent (`MissingPrevout` below). Checked before anything is staged.
+    if coinbase && st.exists(Table::Txs, txid.as_byte_array())? {
+        return Err(IndexError::DuplicateTxid(txid));
+    }
     let mut in_sum: u64 = 0;
     if !coinbase {
         for input in &tx.input {
@@ -576,9 +582,6 @@ fn apply_tx<V: ReadView + ?Sized>(
         }
     }
     let tk = txid.as_byte_array();
-    if st.exists(Table::Txs, tk)? {
-        return Err(IndexError::DuplicateTxid(txid));
-    }
     let w = tx.weight().to_wu();
     st.set(
         Table::Txs,
@@ -609,10 +612,11 @@ struct Known(Option<Val>);
 /// undo record) or to roll the block back (a failed apply).
 struct Journal {
     key: (Table, Key),
-    /// The staged row before the block; `None`: the row was not staged (read from the base).
-    prev: Option<Row>,
     /// The row's value before the block.
     before: Option<Val>,
+    /// The staged row's `may_exist` and `stamp` before the block (its value is `before`);
+    /// `None`: the row was not staged (read from the base).
+    prev: Option<(bool, u32)>,
 }
 
 /// Stages one block's writes in place into a changeset of earlier, uncommitted blocks over a
@@ -648,7 +652,9 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
         if let Some(r) = self.staged.rows.get(&(t, Key::new(k))) {
             return Ok(r.value.clone());
         }
-        Ok(self.base.get(t, k)?.map(Val::from))
+        let mut v = None;
+        self.base.get_with(t, k, &mut |b| v = Some(Val::new(b)))?;
+        Ok(v)
     }
 
     /// Returns whether a row exists.
@@ -656,7 +662,7 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
         if let Some(r) = self.staged.rows.get(&(t, Key::new(k))) {
             return Ok(r.value.is_some());
         }
-        Ok(self.base.get(t, k)?.is_some())
+        self.base.get_with(t, k, &mut |_| {})
     }
 
     /// Sets a row to `after`; `before` is its value in the base if it is not staged yet.
@@ -671,11 +677,11 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
         match self.staged.rows.entry((t, Key::new(k))) {
             std::collections::hash_map::Entry::Occupied(mut e) => {
                 if e.get().stamp != stamp {
-                    let prev = e.get().clone();
+                    let prev = e.get();
                     self.journal.push(Journal {
                         key: e.key().clone(),
                         before: prev.value.clone(),
-                        prev: Some(prev),
+                        prev: Some((prev.may_exist, prev.stamp)),
                     });
                     e.get_mut().stamp = stamp;
                 }
@@ -734,8 +740,15 @@ impl<'v, V: ReadView + ?Sized> Stager<'v, V> {
     fn rollback(self) {
         for j in self.journal.into_iter().rev() {
             match j.prev {
-                Some(row) => {
-                    self.staged.rows.insert(j.key, row);
+                Some((may_exist, stamp)) => {
+                    self.staged.rows.insert(
+                        j.key,
+                        Row {
+                            value: j.before,
+                            may_exist,
+                            stamp,
+                        },
+                    );
                 }
                 None => {
                     self.staged.rows.remove(&j.key);

@@ -70,6 +70,26 @@ pub trait ReadView {
     /// A backend failure.
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// Calls `f` with the value of `key` in `table` if there is one, and returns whether there
+    /// was. Backends that can lend the stored bytes override it to save a copy.
+    ///
+    /// # Errors
+    /// A backend failure.
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        Ok(match self.get(table, key)? {
+            Some(v) => {
+                f(&v);
+                true
+            }
+            None => false,
+        })
+    }
+
     /// Returns up to `limit` rows with `start <= key < end` (`end = None`: no upper bound) in
     /// `dir` order.
     ///
@@ -88,6 +108,14 @@ pub trait ReadView {
 impl<T: ReadView + ?Sized> ReadView for &T {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).get(table, key)
+    }
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        (**self).get_with(table, key, f)
     }
     fn scan(
         &self,
@@ -121,6 +149,22 @@ impl<V: ReadView + ?Sized> ReadView for Overlay<'_, V> {
         match self.staged.get(table, key) {
             Some(v) => Ok(v.map(<[u8]>::to_vec)),
             None => self.base.get(table, key),
+        }
+    }
+
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        match self.staged.get(table, key) {
+            Some(Some(v)) => {
+                f(v);
+                Ok(true)
+            }
+            Some(None) => Ok(false),
+            None => self.base.get_with(table, key, f),
         }
     }
 

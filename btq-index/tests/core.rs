@@ -196,6 +196,50 @@ fn bad_blocks_are_typed_errors() {
         ix.apply_block(&snap, &b),
         Err(IndexError::BadValues(_))
     ));
+    // A confirmed transaction again: its inputs are spent.
+    let confirmed = c.blocks()[..3]
+        .iter()
+        .flat_map(|b| b.txdata.iter().skip(1))
+        .next()
+        .unwrap()
+        .clone();
+    let mut b = c.blocks()[3].clone();
+    b.txdata.push(confirmed);
+    assert!(matches!(
+        ix.apply_block(&snap, &b),
+        Err(IndexError::MissingPrevout(_))
+    ));
+    // A confirmed coinbase again (BIP30): a duplicate txid, refused before anything is staged.
+    let mut b = c.blocks()[3].clone();
+    b.txdata[0] = c.blocks()[1].txdata[0].clone();
+    let dup = b.txdata[0].txid();
+    assert_eq!(
+        ix.apply_block(&snap, &b),
+        Err(IndexError::DuplicateTxid(dup))
+    );
+    // A failed block leaves a staged batch exactly as it was.
+    let cix = common::indexer(100); // as `common::fresh` indexes
+    let mut staged = ChangeSet::default();
+    cix.stage_block(&snap, &mut staged, &c.blocks()[3]).unwrap();
+    let before = staged.clone();
+    let mut bad = c.blocks()[4].clone();
+    let last = bad.txdata.len() - 1;
+    assert!(last >= 1, "block 4 has transactions besides its coinbase");
+    bad.txdata[last].output[0].value = u64::MAX / 2;
+    assert!(matches!(
+        cix.stage_block(&snap, &mut staged, &bad),
+        Err(IndexError::BadValues(_))
+    ));
+    assert_eq!(staged, before);
+    // ...and staging goes on from there as if the failure had not happened.
+    cix.stage_block(&snap, &mut staged, &c.blocks()[4]).unwrap();
+    drop(snap);
+    store.commit(&staged).unwrap();
+    common::assert_same_state(&store, &common::fresh(&c.blocks()[..5], 100));
+    assert_eq!(
+        common::checksum(&store),
+        common::checksum(&common::fresh(&c.blocks()[..5], 100))
+    );
     // Undo on an empty index.
     let empty = MemoryStore::new();
     assert!(matches!(

@@ -39,6 +39,21 @@ impl ReadView for MemorySnapshot<'_> {
         Ok(self.0.get(&table).and_then(|t| t.get(key)).cloned())
     }
 
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        Ok(match self.0.get(&table).and_then(|t| t.get(key)) {
+            Some(v) => {
+                f(v);
+                true
+            }
+            None => false,
+        })
+    }
+
     fn scan(
         &self,
         table: Table,
@@ -102,6 +117,21 @@ struct MemorySnapshotRef<'a>(&'a Tables);
 impl ReadView for MemorySnapshotRef<'_> {
     fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.0.get(&table).and_then(|t| t.get(key)).cloned())
+    }
+
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        Ok(match self.0.get(&table).and_then(|t| t.get(key)) {
+            Some(v) => {
+                f(v);
+                true
+            }
+            None => false,
+        })
     }
     fn scan(
         &self,

@@ -193,6 +193,22 @@ impl ReadView for RedbSnapshot {
         Ok(t.get(key).map_err(e("get"))?.map(|v| v.value().to_vec()))
     }
 
+    fn get_with(
+        &self,
+        table: Table,
+        key: &[u8],
+        f: &mut dyn FnMut(&[u8]),
+    ) -> Result<bool, StoreError> {
+        let t = self.table(table)?;
+        Ok(match t.get(key).map_err(e("get"))? {
+            Some(v) => {
+                f(v.value());
+                true
+            }
+            None => false,
+        })
+    }
+
     fn scan(
         &self,
         table: Table,
