@@ -249,17 +249,20 @@ impl Indexer {
         block: &Block,
     ) -> Result<(), IndexError> {
         let txids: Vec<Txid> = block.txdata.iter().map(Transaction::txid).collect();
-        self.stage_block_with_txids(base, staged, block, &txids)
+        self.stage_block_with_txids(base, staged, block, &txids, true)
     }
 
     /// [`Indexer::stage_block`] with the block's txids already computed (each transaction is
-    /// hashed once: the driver computes them to check the merkle root).
+    /// hashed once: the driver computes them to check the merkle root). Without `keep_undo`
+    /// no undo record is written: for a block so deep below the node's tip that its record
+    /// would be pruned before the index reaches that tip (an initial sync).
     pub(crate) fn stage_block_with_txids(
         &self,
         base: &(impl ReadView + ?Sized),
         staged: &mut ChangeSet,
         block: &Block,
         txids: &[Txid],
+        keep_undo: bool,
     ) -> Result<(), IndexError> {
         let tip = read_tip(&Overlay::new(base, staged))?;
         let hash = block.block_hash();
@@ -344,15 +347,15 @@ impl Indexer {
         }
         let (staged, inverse) = st.finish();
         let undo_key = (Table::Undo, Key::new(&height_key(height)));
-        let undo_val: Val = encode_undo(&inverse).into();
+        let undo_val: Option<Val> = keep_undo.then(|| encode_undo(&inverse).into());
         // Undo rows exist only at heights up to the tip; one above the tip may still be staged
         // as deleted (a reorg in this batch).
         match staged.rows.get_mut(&undo_key) {
-            Some(r) => r.value = Some(undo_val),
+            Some(r) => r.value = undo_val,
             None => {
-                staged
-                    .rows
-                    .insert(undo_key, Row::new(Some(undo_val), false));
+                if undo_val.is_some() {
+                    staged.rows.insert(undo_key, Row::new(undo_val, false));
+                }
             }
         }
         if let Some(old) = height.checked_sub(self.undo_retention()) {

@@ -27,7 +27,9 @@
 //! - Reorgs deeper than [`Config::reorg_depth_limit`] (default 100) fail with
 //!   [`SyncError::ReorgTooDeep`]. Undo data is kept for twice the limit
 //!   ([`Indexer::undo_retention`]), so the driver can then resync from the fork point
-//!   ([`ChainSync::allow_deep_reorg`]); beyond the undo data only a reindex helps.
+//!   ([`ChainSync::allow_deep_reorg`]); beyond the undo data only a reindex helps. During an
+//!   initial sync, [`ChainSync`] writes no undo record for a block more than that far below the
+//!   node's tip (it would be pruned before the index reaches the tip).
 //! - List queries return at most [`query::MAX_PAGE`] rows; pool lists at most [`MAX_POOLS`].
 //!
 //! ## Example

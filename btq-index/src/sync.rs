@@ -347,8 +347,13 @@ impl ChainSync {
                         self.state = State::ForkCheck(t.block.height);
                         continue;
                     }
+                    // During an initial sync, a block whose undo record would be pruned before
+                    // the index reaches the node's tip gets none.
+                    let keep_undo = self.node_tip.is_none_or(|(nh, _)| {
+                        height.saturating_add(self.indexer.undo_retention()) > nh
+                    });
                     self.indexer
-                        .stage_block_with_txids(base, staged, &block, &txids)?;
+                        .stage_block_with_txids(base, staged, &block, &txids, keep_undo)?;
                     let more = self.node_tip.is_some_and(|(nh, _)| height < nh);
                     self.state = if more {
                         State::Fetch(height.saturating_add(1))

@@ -18,16 +18,20 @@ use std::time::{Duration, Instant};
 
 use btq_index::driver::DirSource;
 use btq_index::testkit::Rng;
-use btq_index::{Indexer, MemoryStore, RedbStore, Store, query};
+use btq_index::{Indexer, MemoryStore, ReadView, RedbStore, Store, Table, query};
 
-fn fresh_default(blocks: &[btq_core::block::Block]) -> [u8; 32] {
+fn fresh_store(blocks: &[btq_core::block::Block]) -> MemoryStore {
     let store = MemoryStore::new();
     let ix = Indexer::default();
     for b in blocks {
         let cs = ix.apply_block(&store.snapshot().unwrap(), b).unwrap();
         store.commit(&cs).unwrap();
     }
-    common::checksum(&store)
+    store
+}
+
+fn fresh_default(blocks: &[btq_core::block::Block]) -> [u8; 32] {
+    common::checksum(&fresh_store(blocks))
 }
 
 #[test]
@@ -106,7 +110,10 @@ fn tip_of(db: &std::path::Path) -> i64 {
         .map_or(-1, |t| i64::from(t.block.height))
 }
 
-/// The store after a kill equals a fresh index of the chain up to its tip.
+/// The store after a kill equals a fresh index of the chain up to its tip: every table, and
+/// every undo record it may need. (A sync writes no undo record for a block so deep below the
+/// node's tip, here 299, that the record would be pruned before the index reaches that tip;
+/// once caught up the whole store, undo records included, equals a fresh index.)
 fn check_store(db: &std::path::Path, chain: &btq_index::testkit::ChainBuilder) {
     if !db.exists() {
         return;
@@ -114,11 +121,17 @@ fn check_store(db: &std::path::Path, chain: &btq_index::testkit::ChainBuilder) {
     let store = RedbStore::open(db).unwrap();
     let tip = query::tip(&store.snapshot().unwrap()).unwrap();
     let n = tip.map_or(0, |t| t.block.height as usize + 1);
-    assert_eq!(
-        common::checksum(&store),
-        fresh_default(&chain.blocks()[..n]),
-        "after kill at tip {tip:?}"
-    );
+    common::assert_same_state(&store, &fresh_store(&chain.blocks()[..n]));
+    let keep = Indexer::default().undo_retention();
+    if let Some(t) = tip {
+        let snap = store.snapshot().unwrap();
+        let h0 = (t.block.height + 1).saturating_sub(keep);
+        for h in h0..=t.block.height {
+            let needed = h + keep > 299;
+            let held = snap.get(Table::Undo, &h.to_be_bytes()).unwrap().is_some();
+            assert_eq!(held, needed, "undo record of {h} at tip {}", t.block.height);
+        }
+    }
 }
 
 /// Two processes: a sync process writes the redb file (opened shared) while this process opens
