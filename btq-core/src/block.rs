@@ -274,11 +274,14 @@ impl Block {
     }
 }
 
-fn merkle_mutated(leaves: &[[u8; 32]]) -> bool {
+/// Computes the merkle root of `leaves` (txids or wtxids, internal byte order) as the node
+/// does, or `None` for no leaves or a mutated tree (CVE-2012-2459: two identical adjacent
+/// hashes at any level, which the node rejects).
+pub fn merkle_root_unmutated(leaves: &[[u8; 32]]) -> Option<[u8; 32]> {
     let mut level = leaves.to_vec();
     while level.len() > 1 {
         if level.chunks_exact(2).any(|p| matches!(p, [a, b] if a == b)) {
-            return true;
+            return None;
         }
         if level.len() % 2 == 1
             && let Some(l) = level.last().copied()
@@ -293,7 +296,11 @@ fn merkle_mutated(leaves: &[[u8; 32]]) -> bool {
             })
             .collect();
     }
-    false
+    level.first().copied()
+}
+
+fn merkle_mutated(leaves: &[[u8; 32]]) -> bool {
+    !leaves.is_empty() && merkle_root_unmutated(leaves).is_none()
 }
 
 /// Computes the merkle branch (siblings from the leaf up) for the first leaf, as a Stratum

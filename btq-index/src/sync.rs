@@ -1,7 +1,7 @@
 //! Following the node's chain without doing I/O: the query/resolve state machine.
 
 use btq_core::block::Block;
-use btq_core::hash::{BlockHash, Txid, sha256d_pair};
+use btq_core::hash::{BlockHash, Txid};
 use btq_core::tx::Transaction;
 use thiserror::Error;
 
@@ -464,31 +464,11 @@ impl ChainSync {
     }
 }
 
-/// Returns whether `txids` hash to `root` through a tree that is not mutated (CVE-2012-2459:
-/// two identical adjacent hashes at any level), as `Block::check_merkle_root` does.
+/// Returns whether `txids` hash to `root` through a tree that is not mutated (CVE-2012-2459),
+/// as `Block::check_merkle_root` does.
 fn merkle_root_matches(txids: &[Txid], root: [u8; 32]) -> bool {
-    let mut level: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
-    if level.is_empty() {
-        return false;
-    }
-    while level.len() > 1 {
-        if level.chunks_exact(2).any(|p| matches!(p, [a, b] if a == b)) {
-            return false;
-        }
-        if level.len() % 2 == 1
-            && let Some(l) = level.last().copied()
-        {
-            level.push(l);
-        }
-        level = level
-            .chunks_exact(2)
-            .map(|p| match p {
-                [a, b] => sha256d_pair(a, b),
-                _ => [0; 32],
-            })
-            .collect();
-    }
-    level.first() == Some(&root)
+    let leaves: Vec<[u8; 32]> = txids.iter().map(|t| t.to_byte_array()).collect();
+    btq_core::block::merkle_root_unmutated(&leaves) == Some(root)
 }
 
 #[cfg(test)]

@@ -5,8 +5,7 @@ use std::ops::Bound;
 use std::sync::{RwLock, RwLockReadGuard};
 
 use crate::changeset::ChangeSet;
-use crate::indexer::read_tip;
-use crate::schema::Table;
+use crate::schema::{TIP_KEY, Table, decode_tip};
 use crate::store::{Store, check_parent};
 use crate::view::{Direction, KeyValues, ReadView, StoreError};
 
@@ -90,7 +89,10 @@ impl Store for MemoryStore {
 
     fn commit(&self, changeset: &ChangeSet) -> Result<(), StoreError> {
         let mut g = self.tables.write().map_err(|_| poisoned("commit"))?;
-        let found = read_tip(&MemorySnapshotRef(&g))?.map(|t| t.block);
+        let found = match g.get(&Table::Meta).and_then(|t| t.get(TIP_KEY)) {
+            Some(b) => Some(decode_tip(b)?.block),
+            None => None,
+        };
         check_parent(found, changeset)?;
         for (t, k, v) in changeset.rows() {
             let table = g.entry(t).or_default();
@@ -109,42 +111,5 @@ impl Store for MemoryStore {
     fn clear(&self) -> Result<(), StoreError> {
         self.tables.write().map_err(|_| poisoned("clear"))?.clear();
         Ok(())
-    }
-}
-
-struct MemorySnapshotRef<'a>(&'a Tables);
-
-impl ReadView for MemorySnapshotRef<'_> {
-    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.0.get(&table).and_then(|t| t.get(key)).cloned())
-    }
-
-    fn get_with(
-        &self,
-        table: Table,
-        key: &[u8],
-        f: &mut dyn FnMut(&[u8]),
-    ) -> Result<bool, StoreError> {
-        Ok(match self.0.get(&table).and_then(|t| t.get(key)) {
-            Some(v) => {
-                f(v);
-                true
-            }
-            None => false,
-        })
-    }
-    fn scan(
-        &self,
-        _table: Table,
-        _start: &[u8],
-        _end: Option<&[u8]>,
-        _dir: Direction,
-        _limit: usize,
-    ) -> Result<KeyValues, StoreError> {
-        Err(StoreError::backend(
-            "memory",
-            "scan",
-            "not used during commit",
-        ))
     }
 }
