@@ -416,12 +416,7 @@ fn balances(
 
 #[test]
 fn index_sync_listen_serves_from_the_same_process() {
-    let mut builder = btq_index::testkit::ChainBuilder::new(7, 40);
-    for _ in 0..12 {
-        builder.push_block(5);
-    }
-    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
-    let node = node::start(std::sync::Arc::clone(&chain));
+    let (mut builder, chain, node) = chain_and_node(7, 40, 12, 5);
     let dir = tempfile_dir("sync-listen");
     let db = dir.join("i.redb");
     let (mut child, addr, _rx) = spawn_sync_listen(node, &db, &["--poll-secs", "1"]);
@@ -533,6 +528,27 @@ fn assert_tx_served(addr: &str, tx: &btq_core::tx::Transaction, raw: &str) {
     );
 }
 
+/// A test chain of `blocks` blocks of `txs` transactions over `scripts` scripts, and a fake
+/// node serving it (the chain can grow while the node runs).
+fn chain_and_node(
+    seed: u64,
+    scripts: u64,
+    blocks: usize,
+    txs: usize,
+) -> (
+    btq_index::testkit::ChainBuilder,
+    node::Chain,
+    std::net::SocketAddr,
+) {
+    let mut builder = btq_index::testkit::ChainBuilder::new(seed, scripts);
+    for _ in 0..blocks {
+        builder.push_block(txs);
+    }
+    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
+    let node = node::start(std::sync::Arc::clone(&chain));
+    (builder, chain, node)
+}
+
 /// A fresh directory under the system temp dir.
 fn tempfile_dir(name: &str) -> std::path::PathBuf {
     let dir = std::env::temp_dir().join(format!("btqkit-{name}-{}", std::process::id()));
@@ -544,12 +560,7 @@ fn tempfile_dir(name: &str) -> std::path::PathBuf {
 #[test]
 fn index_sync_wakes_on_zmq_hashblock() {
     use zeromq::{Socket, SocketSend};
-    let mut builder = btq_index::testkit::ChainBuilder::new(9, 20);
-    for _ in 0..6 {
-        builder.push_block(3);
-    }
-    let chain: node::Chain = std::sync::Arc::new(std::sync::Mutex::new(builder.blocks().to_vec()));
-    let node = node::start(std::sync::Arc::clone(&chain));
+    let (mut builder, chain, node) = chain_and_node(9, 20, 6, 3);
     // The node's ZMQ publisher.
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
